@@ -1,0 +1,53 @@
+"""``normlab stats SOURCE``: exact statistics of a dataset in one streaming pass."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """examples:
+  normlab stats digits
+  normlab stats mnist:data/mnist --per channel --out mnist.stats.json
+  normlab stats images:photos/train --per channel --json
+  normlab stats x_train.npy --per feature
+the file written by --out is read back with normlab.load(path)."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from normlab.data.cli import add_dataset_arguments
+
+    p = sub.add_parser(
+        "stats",
+        help="exact per-channel/per-feature statistics of a dataset",
+        description="Stream a dataset once and print its count, mean, std, min, max and quartiles "
+        "per channel (images) or per feature (tables). Results go to stdout, progress to stderr.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", help="a dataset spec (digits, mnist:DIR, images:DIR, csv:FILE, x.npy, ...)")
+    p.add_argument("--per", default="auto", choices=["auto", "global", "channel", "feature"],
+                   help="what one statistic is computed for (default: channel for images, feature for tables)")
+    p.add_argument("--channel-axis", type=int, default=-1, help="where channels are: -1 (default) or 1")
+    p.add_argument("--nan", default="raise", choices=["raise", "ignore"], help="what to do with NaN values")
+    p.add_argument("--out", metavar="FILE", help="also save the statistics as JSON (read with normlab.load)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--rows", type=int, default=20, help="rows to show in the table (default 20)")
+    add_dataset_arguments(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from normlab.core.summary import dumps, stats
+    from normlab.data.cli import open_from_args
+
+    dataset = open_from_args(args.source, args)
+    split = getattr(args, "split", None) or "train"
+    batch_size = getattr(args, "batch_size", None)
+    batches = dataset.iter_batches(batch_size=batch_size, split=split)
+    result = stats(batches, per=args.per, channel_axis=args.channel_axis, nan=args.nan,
+                   source=f"{args.source} [{split}]", names=getattr(dataset, "feature_names", None))
+    if args.out:
+        result.save(args.out)
+        print(f"saved {args.out}", file=sys.stderr)
+    print(dumps(result) if args.json else result.table(max_rows=args.rows))
+    return 0

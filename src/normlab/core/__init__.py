@@ -1,0 +1,1 @@
+"""The NumPy-only core: axes (what ``per=`` means), statistics, normalizers, persistence."""

@@ -1,0 +1,217 @@
+"""Turning user input into validated arrays and feeding statistics: shared by normalizers and ``normlab.stats``.
+
+One path for every kind of input: an array or array-like is one batch; a generator, a DataLoader, a
+``normlab.data`` dataset or any other iterable is a stream of batches (arrays or ``(x, y)`` pairs). Each
+batch is validated, its layout resolved against the first batch, and viewed as ``(a, k, b)`` for the
+accumulator. Nothing here copies data that is already a C-contiguous numeric array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from normlab._progress import Progress
+from normlab.core.axes import Layout, resolve_layout
+from normlab.core.stats import NonFiniteError, StatsAccumulator
+from normlab.errors import DataError, DataTypeError, LayoutError
+
+__all__ = ["StatsFeed", "as_array", "iter_input", "is_batch_stream"]
+
+
+def _is_sparse(x: Any) -> bool:
+    mod = type(x).__module__ or ""
+    return mod.startswith("scipy.sparse") or (hasattr(x, "tocsr") and hasattr(x, "nnz"))
+
+
+def is_batch_stream(x: Any) -> bool:
+    """True when ``x`` is a stream of batches rather than one array-like.
+
+    Arrays, lists, tuples and objects with ``__array__`` are one batch; datasets with ``iter_batches`` and
+    any other iterable (generators, DataLoaders, ``map(...)``) are streams.
+    """
+    if isinstance(x, (np.ndarray, list, tuple, str, bytes)) or np.isscalar(x):
+        return False
+    if hasattr(x, "__array__") or hasattr(x, "__array_interface__") or _is_sparse(x):
+        return False
+    if hasattr(x, "columns") and hasattr(x, "dtypes"):  # a DataFrame iterates over column names
+        return False
+    return hasattr(x, "iter_batches") or isinstance(x, Iterable)
+
+
+def as_array(x: Any, who: str) -> np.ndarray:
+    """Validate one batch and return it as a NumPy array of a real numeric dtype (never modified)."""
+    if isinstance(x, (tuple, list)) and len(x) == 2 and not np.isscalar(x[0]) and _looks_like_xy(x):
+        x = x[0]
+    if _is_sparse(x):
+        raise DataTypeError(
+            f"{who} received a sparse matrix of type {type(x).__name__}; sparse input is not supported, "
+            "since centering would make it dense. Convert it with x.toarray() if it fits in memory."
+        )
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    kind = arr.dtype.kind
+    if kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataTypeError(
+                f"{who} received an object array that is not all numbers ({err}); expected a numeric array. "
+                "Convert or drop the non-numeric entries first."
+            ) from err
+    elif kind == "c":
+        raise DataTypeError(
+            f"Complex data not supported: {who} received dtype {arr.dtype}; expected real numbers. Normalize the real "
+            "and imaginary parts separately, e.g. np.stack([x.real, x.imag], axis=-1)."
+        )
+    elif kind not in "biuf":
+        raise DataTypeError(
+            f"{who} received an array of dtype {arr.dtype}; expected numbers (bool, integer or float). "
+            "Encode text or categorical columns as numbers first, or drop them."
+        )
+    if arr.size == 0:
+        what = "sample(s)" if arr.ndim == 0 or arr.shape[0] == 0 else "feature(s)"
+        raise DataError(
+            f"{who} found 0 {what} (shape={arr.shape}) while a minimum of 1 is required; expected at least "
+            "one sample with at least one value. Check the data source or the split you selected."
+        )
+    return arr
+
+
+def check_finite(x: np.ndarray, who: str) -> None:
+    """Raise a located error if float ``x`` holds NaN or inf (one fast pass: a sum, then a detailed look)."""
+    if x.dtype.kind != "f" or np.isfinite(np.add.reduce(x, axis=None, dtype=np.float64)):
+        return
+    bad = ~np.isfinite(x)
+    if not bad.any():  # the sum overflowed, the values are fine
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise DataError(
+        f"{who} found {int(np.isnan(x).sum())} NaN and {int(np.isinf(x).sum())} inf values in input of shape "
+        f"{x.shape} (the first at index {first}); expected finite numbers. Pass nan='ignore' to leave NaN "
+        "out of the statistics and pass them through, or clean the data first, e.g. np.nan_to_num(x)."
+    )
+
+
+def _looks_like_xy(pair: Any) -> bool:
+    """``(x, y)`` from a data loader: two array-likes whose first axes agree (or y is None)."""
+    x, y = pair
+    if y is None:
+        return True
+    nx = getattr(x, "shape", (None,))[:1]
+    ny = getattr(y, "shape", (None,))[:1]
+    return bool(nx and ny and nx == ny and nx[0] is not None and getattr(x, "ndim", 0) > getattr(y, "ndim", 0))
+
+
+def iter_input(x: Any, who: str, *, split: str = "train") -> Iterator[np.ndarray]:
+    """Yield validated batches from one array-like or a stream of batches."""
+    if not is_batch_stream(x):
+        yield as_array(x, who)
+        return
+    stream = x.iter_batches(split=split) if hasattr(x, "iter_batches") else x
+    total = None
+    try:
+        total = len(stream)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    n = 0
+    with Progress(total=total, desc=who, unit="batches") as bar:
+        for batch in stream:
+            yield as_array(batch, who)
+            n += 1
+            bar.update(1)
+    if n == 0:
+        raise DataError(f"{who} received a stream with no batches; expected at least one batch of samples.")
+
+
+class StatsFeed:
+    """The statistics of a stream of batches under one ``per=`` mode, checked batch against batch.
+
+    Parameters
+    ----------
+    per, channel_axis : as for the normalizers.
+    who : str
+        How to name the caller in messages, e.g. ``"Standardize(per='channel')"``.
+    quantiles, nan : forwarded to :class:`~normlab.core.stats.StatsAccumulator`.
+    """
+
+    def __init__(self, per: str, channel_axis: int, who: str, *, quantiles: bool = False, nan: str = "raise"):
+        self.per = per
+        self.channel_axis = channel_axis
+        self.who = who
+        self.quantiles = quantiles
+        self.nan = nan
+        self.layout: Layout | None = None
+        self.acc: StatsAccumulator | None = None
+        self.n_samples = 0
+        self.dtype: np.dtype | None = None
+
+    def update(self, x: np.ndarray) -> Layout:
+        layout = resolve_layout(self.per, x.shape, self.channel_axis, owner=self.who)
+        if self.layout is None:
+            self.layout = layout
+            self.dtype = x.dtype
+        else:
+            check_compatible(self.layout, layout, self.who, verb="partial_fit()")
+        if layout.stateful:
+            if self.acc is None:
+                k = max(1, prod(layout.stat_shape))
+                self.acc = StatsAccumulator(k, quantiles=self.quantiles, nan=self.nan)
+            x3 = layout.as_3d(np.ascontiguousarray(x))
+            try:
+                self.acc.update(x3)
+            except NonFiniteError as err:
+                raise _locate_nonfinite(err, x, x3, self.who) from None
+        elif self.nan == "raise":
+            check_finite(x, self.who)
+        self.n_samples += int(x.shape[0])
+        return layout
+
+
+def _locate_nonfinite(err: NonFiniteError, x: np.ndarray, x3: np.ndarray, who: str) -> DataError:
+    where = ""
+    first = getattr(err, "first_index", None)
+    if first is not None:
+        flat = np.ravel_multi_index(tuple(int(i) for i in first), x3.shape)
+        where = f" (the first at index {tuple(int(i) for i in np.unravel_index(flat, x.shape))})"
+    return DataError(
+        f"{who} found {err.n_nan} NaN and {err.n_inf} inf values in a batch of shape {x.shape}{where}; "
+        "expected finite numbers. Pass nan='ignore' to leave NaN out of the statistics (they pass through "
+        "transform), or clean the data first, e.g. np.nan_to_num(x)."
+    )
+
+
+def check_compatible(fitted: Layout, layout: Layout, who: str, *, verb: str) -> None:
+    """Raise when ``layout`` (a new batch) does not fit what was fitted."""
+    if layout.ndim != fitted.ndim:
+        raise LayoutError(
+            f"{who} was fitted on {fitted.ndim}-D data laid out as {fitted.describe()} but {verb} received "
+            f"a {layout.ndim}-D array of shape {layout.shape}; expected {fitted.ndim}-D data. Reshape the "
+            "input to the layout used in fit."
+        )
+    if (fitted.per == "feature" or fitted.ndim == 2) and layout.shape[1:] != fitted.shape[1:]:
+        if fitted.ndim == 2:
+            raise LayoutError(
+                f"X has {layout.shape[1]} features, but {who.split('(')[0]} is expecting "
+                f"{fitted.shape[1]} features as input. {who} was fitted on layout (n, f) with "
+                f"f={fitted.shape[1]}; pass data with the same columns."
+            )
+        raise LayoutError(
+            f"{who} was fitted on samples of shape {fitted.shape[1:]} (layout {fitted.describe()}) but "
+            f"{verb} received samples of shape {layout.shape[1:]}; expected the same shape per sample. "
+            "Resize the input, or fit per='channel' if only the channel count should match."
+        )
+    if fitted.per in ("channel", "sample-channel"):
+        c_fit, c_new = fitted.shape[fitted.channel_axis], layout.shape[layout.channel_axis]
+        if c_fit != c_new:
+            other = 1 if fitted.channel_axis == fitted.ndim - 1 else -1
+            raise LayoutError(
+                f"{who} was fitted on {c_fit} channels (layout {fitted.describe()}) but {verb} received "
+                f"shape {layout.shape}, whose channel axis ({fitted.channel_axis - fitted.ndim}) has "
+                f"{c_new} entries. If your data is {'channels-first' if other == 1 else 'channels-last'}, "
+                f"create the normalizer with channel_axis={other}."
+            )

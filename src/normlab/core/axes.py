@@ -1,0 +1,177 @@
+"""What ``per=`` means: the one place where a normalization mode becomes axes.
+
+NumPy's ``axis`` means "reduce over", Keras' ``Normalization(axis=)`` means "keep", sklearn always reduces
+over axis 0. normlab never asks for a bare axis number; it asks what *one statistic is computed for*:
+
+================  ================================  =======================================
+``per=``          one statistic for each ...         reduces over (channels-last ``n h w c``)
+================  ================================  =======================================
+``"global"``      the whole dataset                  all axes
+``"channel"``     channel                            n, h, w
+``"feature"``     feature position (sklearn style)   n
+``"sample"``      sample, over all its values        h, w, c of that sample
+``"sample-channel"`` sample and channel              h, w of that sample
+================  ================================  =======================================
+
+``"auto"`` resolves to ``"feature"`` for 2-D input and ``"channel"`` for input of 3 or more dimensions.
+``channel_axis`` (default ``-1``) says where channels are; ``1`` serves channels-first data.
+
+Every stateful mode keeps a contiguous run of axes, so a C-contiguous batch can always be viewed without
+a copy as ``(a, k, b)``: reduce over ``a`` and ``b``, keep ``k``. Statistics code works on that view only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+
+from normlab.errors import LayoutError
+
+__all__ = ["PER_MODES", "STATEFUL_MODES", "Layout", "describe_layout", "resolve_layout", "resolve_per"]
+
+PER_MODES = ("auto", "global", "channel", "feature", "sample", "sample-channel")
+STATEFUL_MODES = ("global", "channel", "feature")
+SAMPLE_MODES = ("sample", "sample-channel")
+
+_AXIS_NAMES = {2: "n f", 3: "n h w", 4: "n h w c", 5: "n d h w c"}
+
+
+def resolve_per(per: str, ndim: int) -> str:
+    """Return the concrete mode for ``per`` on ``ndim``-dimensional input (``"auto"`` resolved)."""
+    if per not in PER_MODES:
+        raise LayoutError(
+            f"per={per!r} is not a normalization mode; expected one of {', '.join(map(repr, PER_MODES))}. "
+            "Say what one statistic is computed for, e.g. per='channel' for images, per='feature' for tables."
+        )
+    if per == "auto":
+        return "feature" if ndim <= 2 else "channel"
+    return per
+
+
+def describe_layout(ndim: int, channel_axis: int = -1) -> str:
+    """Name the axes einops-style, e.g. ``(n, h, w, c)`` or ``(n, c, h, w)``.
+
+    >>> describe_layout(4, 1)
+    '(n, c, h, w)'
+    >>> describe_layout(2)
+    '(n, f)'
+    """
+    if ndim <= 1:
+        return "(n,)"
+    if ndim == 2:
+        return "(n, f)"
+    names = [f"d{i}" for i in range(ndim)]
+    names[0] = "n"
+    spatial = {1: ["l"], 2: ["h", "w"], 3: ["d", "h", "w"]}.get(ndim - 2)
+    cax = channel_axis % ndim if -ndim <= channel_axis < ndim else ndim - 1
+    rest = [i for i in range(1, ndim) if i != cax]
+    if spatial is not None:
+        for i, name in zip(rest, spatial):
+            names[i] = name
+    names[cax] = "c"
+    return "(" + ", ".join(names) + ")"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The axes of one concrete input shape under one ``per=`` mode.
+
+    Attributes
+    ----------
+    per : str
+        The resolved mode (never ``"auto"``).
+    shape : tuple of int
+        The input shape, sample axis first.
+    channel_axis : int
+        Non-negative index of the channel axis.
+    reduce_axes, keep_axes : tuple of int
+        Axes a statistic is computed over, and axes it is computed for. Together they are all axes.
+    """
+
+    per: str
+    shape: tuple[int, ...]
+    channel_axis: int
+    reduce_axes: tuple[int, ...]
+    keep_axes: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def stateful(self) -> bool:
+        """True when the statistics are fitted on training data (not recomputed per sample)."""
+        return self.per in STATEFUL_MODES
+
+    @property
+    def stat_shape(self) -> tuple[int, ...]:
+        """Shape of one fitted statistic, e.g. ``(c,)`` for ``per="channel"``, ``()`` for global."""
+        return tuple(self.shape[a] for a in self.keep_axes if a != 0)
+
+    @property
+    def broadcast_shape(self) -> tuple[int, ...]:
+        """Shape a fitted statistic takes to broadcast against the input: 1 on every reduced axis."""
+        return tuple(1 if a in self.reduce_axes or a == 0 else n for a, n in enumerate(self.shape))
+
+    def describe(self) -> str:
+        return describe_layout(self.ndim, self.channel_axis)
+
+    def as_3d(self, x: np.ndarray) -> np.ndarray:
+        """View ``x`` as ``(a, k, b)``: reduce over ``a`` and ``b``, keep ``k`` (stateful modes only).
+
+        The view is free for C-contiguous input; otherwise NumPy copies once.
+        """
+        if not self.stateful:
+            raise LayoutError(f"per={self.per!r} keeps the sample axis; it has no fitted statistics.")
+        if self.per == "global":
+            return x.reshape(-1, 1, 1)
+        if self.per == "feature":
+            return x.reshape(x.shape[0], -1, 1)
+        c = self.channel_axis
+        return x.reshape(prod(x.shape[:c]), x.shape[c], prod(x.shape[c + 1 :]))
+
+
+def resolve_layout(per: str, shape: tuple[int, ...], channel_axis: int = -1, *, owner: str = "") -> Layout:
+    """Compute the axes for ``per`` on an input of ``shape`` (sample axis first).
+
+    >>> lay = resolve_layout("channel", (8, 32, 32, 3))
+    >>> lay.reduce_axes, lay.keep_axes, lay.stat_shape, lay.broadcast_shape
+    ((0, 1, 2), (3,), (3,), (1, 1, 1, 3))
+    >>> resolve_layout("auto", (100, 20)).per
+    'feature'
+    >>> resolve_layout("sample-channel", (8, 3, 28, 28), channel_axis=1).reduce_axes
+    (2, 3)
+    """
+    who = owner or "normlab"
+    ndim = len(shape)
+    if ndim < 2:
+        raise LayoutError(
+            f"{who} received a {ndim}-D array of shape {tuple(shape)}; expected at least 2-D data laid "
+            "out as (n, f) or (n, h, w, c), samples first. Reshape your data: x.reshape(-1, 1) for a single "
+            "feature, x.reshape(1, -1) for a single sample."
+        )
+    mode = resolve_per(per, ndim)
+    if not isinstance(channel_axis, (int, np.integer)) or isinstance(channel_axis, bool):
+        raise LayoutError(f"{who}: channel_axis={channel_axis!r} must be an integer, e.g. -1 or 1.")
+    if not -ndim <= channel_axis < ndim or channel_axis % ndim == 0:
+        raise LayoutError(
+            f"{who}: channel_axis={channel_axis} is not a channel axis of a {ndim}-D array of shape "
+            f"{tuple(shape)}; expected an axis in 1..{ndim - 1} (or -1..-{ndim - 1}), since axis 0 holds "
+            "the samples. Use channel_axis=-1 for channels-last and 1 for channels-first data."
+        )
+    cax = int(channel_axis) % ndim
+    all_axes = tuple(range(ndim))
+    if mode == "global":
+        keep: tuple[int, ...] = ()
+    elif mode == "channel":
+        keep = (cax,)
+    elif mode == "feature":
+        keep = all_axes[1:]
+    elif mode == "sample":
+        keep = (0,)
+    else:  # sample-channel
+        keep = (0, cax)
+    reduce = tuple(a for a in all_axes if a not in keep)
+    return Layout(per=mode, shape=tuple(int(n) for n in shape), channel_axis=cax, reduce_axes=reduce, keep_axes=keep)

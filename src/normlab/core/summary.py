@@ -1,0 +1,287 @@
+"""Dataset statistics as a result: ``normlab.stats(data)`` and what ``normlab stats`` prints and saves."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from normlab.core._fitting import StatsFeed, iter_input
+from normlab.core.axes import resolve_per
+from normlab.errors import LayoutError, PersistError
+
+__all__ = ["DatasetStats", "stats"]
+
+DEFAULT_QUANTILES = (0.25, 0.5, 0.75)
+
+
+@dataclass
+class DatasetStats:
+    """Exact statistics of a dataset under one ``per=`` mode (one entry per channel, feature, ...).
+
+    Attributes
+    ----------
+    per : str
+        The resolved mode; ``layout`` names the axes, e.g. ``"(n, h, w, c)"``.
+    sample_shape : tuple of int
+        The shape of one sample, e.g. ``(28, 28, 1)``.
+    count, mean, var, std, min, max : ndarray of the statistic's shape, e.g. ``(c,)``
+    quantiles : dict of float to ndarray
+        E.g. ``{0.25: ..., 0.5: ..., 0.75: ...}``; exact unless ``quantile_rank_error > 0``.
+    """
+
+    per: str
+    layout: str
+    sample_shape: tuple[int, ...]
+    channel_axis: int
+    dtype: str
+    n_samples: int
+    count: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    quantiles: dict[float, np.ndarray] = field(default_factory=dict)
+    quantile_rank_error: float = 0.0
+    source: str = ""
+    names: list[str] | None = None
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.var)
+
+    @property
+    def median(self) -> np.ndarray | None:
+        return self.quantiles.get(0.5)
+
+    def entry_names(self) -> list[str]:
+        """Row labels: ``channel 0``, a feature name, ``(3, 4)`` for a feature position, or ``all``."""
+        n = int(np.size(self.mean))
+        if self.per == "global":
+            return ["all"]
+        if self.names is not None and len(self.names) == n:
+            return list(self.names)
+        if self.per == "channel":
+            return [f"channel {i}" for i in range(n)]
+        shape = np.shape(self.mean)
+        if len(shape) == 1:
+            return [f"feature {i}" for i in range(n)]
+        return [str(tuple(int(v) for v in np.unravel_index(i, shape))) for i in range(n)]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per entry: name, count, mean, std, min, max and every quantile."""
+        flat = {k: np.ravel(v) for k, v in
+                (("count", self.count), ("mean", self.mean), ("std", self.std), ("min", self.min), ("max", self.max))}
+        out = []
+        for i, name in enumerate(self.entry_names()):
+            row: dict[str, Any] = {"name": name}
+            row.update({k: (int(v[i]) if k == "count" else float(v[i])) for k, v in flat.items()})
+            for q, arr in sorted(self.quantiles.items()):
+                row[_qname(q)] = float(np.ravel(arr)[i])
+            out.append(row)
+        return out
+
+    def table(self, max_rows: int = 20) -> str:
+        """A fixed-width table for a terminal (long tables show their first and last rows)."""
+        rows = self.rows()
+        cols = ["name", "count", "mean", "std", "min", "max"] + [_qname(q) for q in sorted(self.quantiles)]
+        shown = rows if len(rows) <= max_rows else rows[: max_rows // 2] + [None] + rows[-max_rows // 2 :]
+        cells = [[_cell(r[c]) for c in cols] if r else ["..."] + [""] * (len(cols) - 1) for r in shown]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+        fmt = lambda row: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))  # noqa: E731
+        lines = [
+            f"{self.source or 'data'}: {self.n_samples} samples of shape {self.sample_shape} ({self.dtype}), "
+            f"layout {self.layout}, per={self.per!r}",
+            fmt(cols),
+            fmt(["-" * w for w in widths]),
+            *map(fmt, cells),
+        ]
+        if len(rows) > max_rows:
+            lines.append(f"({len(rows) - max_rows} more rows; use --json or --out for all of them)")
+        if np.dtype(self.dtype) == np.uint8:
+            m = ", ".join(f"{v:.6f}" for v in np.ravel(self.mean) / 255)
+            s = ", ".join(f"{v:.6f}" for v in np.ravel(self.std) / 255)
+            if np.size(self.mean) <= 8:
+                lines.append(f"on the [0, 1] scale (x / 255): mean ({m}), std ({s})")
+        if self.quantile_rank_error:
+            lines.append(f"quantiles are approximate: rank error at most {self.quantile_rank_error:.2e} of the count")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "per": self.per,
+            "layout": self.layout,
+            "sample_shape": list(self.sample_shape),
+            "dtype": self.dtype,
+            "n_samples": self.n_samples,
+            "quantile_rank_error": self.quantile_rank_error,
+            "entries": self.rows(),
+        }
+
+    def to_normalizer(self, kind: str = "standardize") -> Any:
+        """A fitted normalizer built from these statistics: ``"standardize"``, ``"center"`` or ``"minmax"``.
+
+        Use it to apply statistics computed once with ``normlab stats`` without reading the data again.
+        """
+        from normlab.core import normalizers as nz
+        from normlab.core.axes import resolve_layout
+
+        classes = {"standardize": nz.Standardize, "center": nz.Center, "minmax": nz.MinMax}
+        if kind not in classes:
+            raise ValueError(f"to_normalizer(kind={kind!r}) expected one of {', '.join(classes)}.")
+        est = classes[kind](per=self.per, channel_axis=self.channel_axis)
+        est._fit_layout = resolve_layout(self.per, (1, *self.sample_shape), self.channel_axis)
+        est._fit_dtype = np.dtype(self.dtype)
+        est.per_, est.layout_, est.n_samples_seen_ = self.per, self.layout, self.n_samples
+        view = _Frozen(self)
+        center, scale = est._center_scale(view)
+        est._fitted_attributes(view)
+        est.center_, est.scale_ = est._guard_scale(np.asarray(center, float), np.asarray(scale, float), view)
+        return est
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the statistics as versioned JSON; ``normlab.load(path)`` reads them back."""
+        from normlab.core.persist import atomic_write_text, to_document
+
+        fitted = {
+            "sample_shape": list(self.sample_shape),
+            "channel_axis": self.channel_axis,
+            "dtype": self.dtype,
+            "n_samples": self.n_samples,
+            "count": np.asarray(self.count, dtype=np.float64),
+            "mean": self.mean,
+            "var": self.var,
+            "min": self.min,
+            "max": self.max,
+            "quantiles": {repr(float(q)): v for q, v in self.quantiles.items()},
+            "quantile_rank_error": self.quantile_rank_error,
+            "names": self.names,
+            "summary": self.rows(),
+        }
+        fitted["quantiles"] = {k: {"ndarray": np.ravel(v).tolist(), "shape": list(np.shape(v))}
+                               for k, v in fitted["quantiles"].items()}
+        params = {"source": self.source, "per": self.per, "layout": self.layout}
+        atomic_write_text(path, to_document("stats", "DatasetStats", params, fitted))
+
+    @classmethod
+    def _from_document(cls, doc: dict[str, Any], where: str) -> DatasetStats:
+        from normlab.core.persist import _decode
+
+        p, f = doc["params"], doc["fitted"]
+        try:
+            arrays = {k: _decode(f[k], f"{where}: {k}") for k in ("count", "mean", "var", "min", "max")}
+            quantiles = {float(k): _decode(v, f"{where}: {k}") for k, v in f.get("quantiles", {}).items()}
+            out = cls(per=p["per"], layout=p["layout"], sample_shape=tuple(f["sample_shape"]),
+                      channel_axis=int(f["channel_axis"]), dtype=str(np.dtype(f["dtype"])),
+                      n_samples=int(f["n_samples"]), count=arrays["count"].astype(np.int64),
+                      mean=arrays["mean"], var=arrays["var"], min=arrays["min"], max=arrays["max"],
+                      quantiles=quantiles, quantile_rank_error=float(f.get("quantile_rank_error", 0.0)),
+                      source=str(p.get("source", "")), names=f.get("names"))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise PersistError(f"Cannot load {where!r}: the statistics entries are missing or malformed ({err}).") from err
+        shapes = {np.shape(v) for v in (out.mean, out.var, out.min, out.max, out.count)}
+        if len(shapes) != 1:
+            raise PersistError(f"Cannot load {where!r}: its statistics have inconsistent shapes {sorted(shapes)}.")
+        return out
+
+    def __repr__(self) -> str:
+        return (f"DatasetStats(per={self.per!r}, layout={self.layout!r}, n_samples={self.n_samples}, "
+                f"mean={np.round(self.mean, 6).tolist() if np.size(self.mean) <= 8 else '...'})")
+
+
+class _Frozen:
+    """Adapts :class:`DatasetStats` to the statistics interface the normalizer formulas use."""
+
+    def __init__(self, s: DatasetStats):
+        self._s = s
+        self.shape = np.shape(s.mean)
+        self.count, self.mean, self.var, self.min, self.max = s.count, s.mean, s.var, s.min, s.max
+
+    def quantile(self, q: float) -> np.ndarray:
+        if q not in self._s.quantiles:
+            raise ValueError(f"these statistics hold the quantiles {sorted(self._s.quantiles)}, not {q}.")
+        return self._s.quantiles[q]
+
+
+def _qname(q: float) -> str:
+    return "median" if q == 0.5 else f"q{q * 100:g}"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    return f"{v:.6g}"
+
+
+def stats(
+    data: Any,
+    *,
+    per: str = "auto",
+    channel_axis: int = -1,
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+    nan: str = "raise",
+    source: str = "",
+    names: list[str] | None = None,
+) -> DatasetStats:
+    """Exact statistics of ``data`` in one streaming pass.
+
+    Parameters
+    ----------
+    data : array-like, iterable of batches, or a ``normlab.data`` dataset
+        Samples first, e.g. ``(n, h, w, c)`` images or ``(n, f)`` tables.
+    per : {"auto", "global", "channel", "feature"}
+        What one statistic is computed for.
+    quantiles : tuple of float in [0, 1]
+        Exact for integer data (from histograms) and for float data that fits the exact budget; otherwise
+        from a mergeable sketch whose bound is ``quantile_rank_error``.
+
+    Examples
+    --------
+    >>> import numpy as np, normlab
+    >>> s = normlab.stats(np.array([[[[0, 10, 20]]], [[[255, 30, 40]]]], dtype=np.uint8))
+    >>> s.per, s.mean.tolist(), s.median.tolist()
+    ('channel', [127.5, 20.0, 30.0], [127.5, 20.0, 30.0])
+    """
+    if resolve_per(per, 3) not in ("global", "channel", "feature"):
+        raise LayoutError(
+            f"normlab.stats(per={per!r}): per-sample modes have no dataset statistics; expected 'global', "
+            "'channel' or 'feature'."
+        )
+    qs = tuple(float(q) for q in quantiles)
+    if any(not 0 <= q <= 1 for q in qs):
+        raise ValueError(f"normlab.stats(quantiles={quantiles!r}) must lie in [0, 1], e.g. (0.25, 0.5, 0.75).")
+    feed = StatsFeed(per, channel_axis, f"normlab.stats(per={per!r})", quantiles=bool(qs), nan=nan)
+    for batch in iter_input(data, "normlab.stats"):
+        feed.update(batch)
+    lay, acc = feed.layout, feed.acc
+    assert lay is not None and acc is not None
+    shape = lay.stat_shape
+    r = lambda a: np.asarray(a).reshape(shape)  # noqa: E731
+    if names is None:
+        names = list(getattr(data, "feature_names", None) or []) or None
+    return DatasetStats(
+        per=lay.per, layout=lay.describe(), sample_shape=lay.shape[1:], channel_axis=lay.channel_axis,
+        dtype=str(feed.dtype), n_samples=feed.n_samples, count=r(acc.count), mean=r(acc.mean), var=r(acc.var),
+        min=r(acc.min), max=r(acc.max), quantiles={q: r(acc.quantile(q)) for q in qs},
+        quantile_rank_error=float(acc.quantile_rank_error) if qs else 0.0,
+        source=source or getattr(data, "name", "") or "", names=names if names and len(names) == prod(shape) else None,
+    )
+
+
+def _json_default(o: Any) -> Any:  # pragma: no cover - used by the CLI's --json
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def dumps(s: DatasetStats) -> str:
+    return json.dumps(s.to_dict(), indent=1, default=_json_default)
