@@ -41,11 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from normlab.data.cli import open_from_args
 
     dataset = open_from_args(args.source, args)
-    split = getattr(args, "split", None) or "train"
-    batch_size = getattr(args, "batch_size", None)
-    batches = dataset.iter_batches(batch_size=batch_size, split=split)
-    result = stats(batches, per=args.per, channel_axis=args.channel_axis, nan=args.nan,
-                   source=f"{args.source} [{split}]", names=getattr(dataset, "feature_names", None))
+    split = getattr(args, "split", None) or dataset.default_split
+    result = stats(dataset, per=args.per, channel_axis=args.channel_axis, nan=args.nan, split=split,
+                   batch_size=getattr(args, "batch_size", None), source=f"{args.source} [{split}]",
+                   names=getattr(dataset, "feature_names", None))
     if args.out:
         result.save(args.out)
         print(f"saved {args.out}", file=sys.stderr)

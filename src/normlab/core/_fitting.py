@@ -107,23 +107,36 @@ def _looks_like_xy(pair: Any) -> bool:
     return bool(nx and ny and nx == ny and nx[0] is not None and getattr(x, "ndim", 0) > getattr(y, "ndim", 0))
 
 
-def iter_input(x: Any, who: str, *, split: str = "train") -> Iterator[np.ndarray]:
-    """Yield validated batches from one array-like or a stream of batches."""
+def iter_input(
+    x: Any, who: str, *, split: str | None = None, batch_size: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield validated batches from one array-like or a stream of batches.
+
+    A ``normlab.data`` dataset (anything with ``iter_batches``) streams its ``split``; progress is then
+    counted in samples against the dataset's size, otherwise in batches (against ``len()`` if known).
+    """
     if not is_batch_stream(x):
         yield as_array(x, who)
         return
-    stream = x.iter_batches(split=split) if hasattr(x, "iter_batches") else x
-    total = None
-    try:
-        total = len(stream)  # type: ignore[arg-type]
-    except TypeError:
-        pass
+    total: int | None = None
+    unit = "batches"
+    if hasattr(x, "iter_batches"):
+        stream = x.iter_batches(batch_size=batch_size, split=split)
+        total = x.num_samples(split) if hasattr(x, "num_samples") else None
+        unit = "samples"
+    else:
+        stream = x
+        try:
+            total = len(stream)  # type: ignore[arg-type]
+        except TypeError:
+            pass
     n = 0
-    with Progress(total=total, desc=who, unit="batches") as bar:
+    with Progress(total=total, desc=who, unit=unit) as bar:
         for batch in stream:
-            yield as_array(batch, who)
+            arr = as_array(batch, who)
+            yield arr
             n += 1
-            bar.update(1)
+            bar.update(len(arr) if unit == "samples" else 1)
     if n == 0:
         raise DataError(f"{who} received a stream with no batches; expected at least one batch of samples.")
 

@@ -427,6 +427,45 @@ class _Normalizer:
             return np.asarray(self.feature_names_in_, dtype=object)
         return np.asarray([f"x{i}" for i in range(n or 0)], dtype=object)
 
+    # ---- building from known statistics ---------------------------------------------------------
+
+    def _restore(self, layout: Layout, fit_dtype: Any, n_samples_seen: int, attributes: dict[str, Any]) -> _Normalizer:
+        """Make this (unfitted) normalizer fitted from known values: used by ``load``, ``from_sklearn``,
+        ``from_keras`` and ``DatasetStats.to_normalizer``. ``attributes`` holds the fitted ``*_`` values
+        (``center_`` and ``scale_`` at least, for stateful modes)."""
+        self._reset()
+        self._fit_layout = layout
+        self._fit_dtype = np.dtype(fit_dtype)
+        self.per_ = layout.per
+        self.layout_ = layout.describe()
+        self.n_samples_seen_ = int(n_samples_seen)
+        if layout.ndim == 2:
+            self.n_features_in_ = layout.shape[1]
+        for name, value in attributes.items():
+            setattr(self, name, value)
+        if layout.stateful:
+            for name in ("center_", "scale_"):
+                if name not in attributes:
+                    continue
+                value = np.asarray(attributes[name], dtype=np.float64)
+                if value.shape != layout.stat_shape:
+                    raise LayoutError(
+                        f"{self._who()}: {name} has shape {value.shape}, but per={layout.per!r} on "
+                        f"{layout.describe()} needs shape {layout.stat_shape}."
+                    )
+                setattr(self, name, value)
+        return self
+
+    def _fit_from_stats(self, stats: Any, layout: Layout, fit_dtype: Any, n_samples_seen: int) -> _Normalizer:
+        """Fit from statistics already computed (anything with mean/var/min/max/count/quantile)."""
+        self._restore(layout, fit_dtype, n_samples_seen, {})
+        center, scale = self._center_scale(stats)
+        self._fitted_attributes(stats)
+        self.center_, self.scale_ = self._guard_scale(np.asarray(center, np.float64), np.asarray(scale, np.float64),
+                                                      stats)
+        self._emit_pending_warning()
+        return self
+
     # ---- persistence ----------------------------------------------------------------------------
 
     def save(self, path: Any) -> None:

@@ -217,15 +217,11 @@ def _build_normalizer(doc: dict[str, Any], where: str) -> Any:
                 )
         if not np.all(fitted["scale_"] != 0):
             raise PersistError(f"Cannot load {where!r}: fitted.scale_ contains zeros; the file is damaged.")
-    for name in ("shape_", "channel_axis_", "fit_dtype_"):
+    for name in ("shape_", "channel_axis_", "fit_dtype_", "n_samples_seen_"):
         fitted.pop(name)
-    for name, value in fitted.items():
+    for name in fitted:
         if not (isinstance(name, str) and name.endswith("_") and name.isidentifier()):
             raise PersistError(f"Cannot load {where!r}: {name!r} is not a fitted attribute name.")
-        setattr(est, name, value)
-    est.n_samples_seen_ = n_seen
     if "feature_names_in_" in fitted:
-        est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-    est._fit_layout = layout
-    est._fit_dtype = fit_dtype
-    return est
+        fitted["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
+    return est._restore(layout, fit_dtype, n_seen, fitted)

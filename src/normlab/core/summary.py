@@ -135,14 +135,8 @@ class DatasetStats:
         if kind not in classes:
             raise ValueError(f"to_normalizer(kind={kind!r}) expected one of {', '.join(classes)}.")
         est = classes[kind](per=self.per, channel_axis=self.channel_axis)
-        est._fit_layout = resolve_layout(self.per, (1, *self.sample_shape), self.channel_axis)
-        est._fit_dtype = np.dtype(self.dtype)
-        est.per_, est.layout_, est.n_samples_seen_ = self.per, self.layout, self.n_samples
-        view = _Frozen(self)
-        center, scale = est._center_scale(view)
-        est._fitted_attributes(view)
-        est.center_, est.scale_ = est._guard_scale(np.asarray(center, float), np.asarray(scale, float), view)
-        return est
+        layout = resolve_layout(self.per, (1, *self.sample_shape), self.channel_axis)
+        return est._fit_from_stats(_Frozen(self), layout, self.dtype, self.n_samples)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the statistics as versioned JSON; ``normlab.load(path)`` reads them back."""
@@ -229,6 +223,8 @@ def stats(
     nan: str = "raise",
     source: str = "",
     names: list[str] | None = None,
+    split: str | None = None,
+    batch_size: int | None = None,
 ) -> DatasetStats:
     """Exact statistics of ``data`` in one streaming pass.
 
@@ -238,6 +234,7 @@ def stats(
         Samples first, e.g. ``(n, h, w, c)`` images or ``(n, f)`` tables.
     per : {"auto", "global", "channel", "feature"}
         What one statistic is computed for.
+    split, batch_size : for a ``normlab.data`` dataset, which split to stream and how many samples a batch.
     quantiles : tuple of float in [0, 1]
         Exact for integer data (from histograms) and for float data that fits the exact budget; otherwise
         from a mergeable sketch whose bound is ``quantile_rank_error``.
@@ -258,7 +255,7 @@ def stats(
     if any(not 0 <= q <= 1 for q in qs):
         raise ValueError(f"normlab.stats(quantiles={quantiles!r}) must lie in [0, 1], e.g. (0.25, 0.5, 0.75).")
     feed = StatsFeed(per, channel_axis, f"normlab.stats(per={per!r})", quantiles=bool(qs), nan=nan)
-    for batch in iter_input(data, "normlab.stats"):
+    for batch in iter_input(data, "normlab.stats", split=split, batch_size=batch_size):
         feed.update(batch)
     lay, acc = feed.layout, feed.acc
     assert lay is not None and acc is not None

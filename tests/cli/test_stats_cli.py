@@ -1,0 +1,59 @@
+"""`normlab stats`: results on stdout, errors as one line on stderr with exit status 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import normlab
+from normlab.cli.main import main
+
+
+def test_digits_table_on_stdout(capsys):
+    assert main(["stats", "digits", "--rows", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert "digits [train]: 1797 samples of shape (64,)" in out and "per='feature'" in out
+    assert out.splitlines()[1].split() == ["name", "count", "mean", "std", "min", "max", "q25", "median", "q75"]
+    assert "(60 more rows" in out
+    assert err == ""
+
+
+def test_json_and_out_file_agree_with_the_library(tmp_path, capsys):
+    x = np.random.default_rng(0).integers(0, 256, size=(50, 8, 8, 3), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    out_file = tmp_path / "x.stats.json"
+    assert main(["stats", str(tmp_path / "x.npy"), "--json", "--out", str(out_file)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    expect = normlab.Standardize().fit(x)
+    assert doc["per"] == "channel" and doc["layout"] == "(n, h, w, c)"
+    assert [e["mean"] for e in doc["entries"]] == expect.mean_.tolist()
+    assert [e["std"] for e in doc["entries"]] == expect.std_.tolist()
+    loaded = normlab.load(out_file)
+    np.testing.assert_array_equal(loaded.mean, expect.mean_)
+
+
+def test_mnist_prints_the_usual_constants(shared_data, capsys):
+    assert main(["stats", f"mnist:{shared_data / 'mnist'}", "--per", "channel"]) == 0
+    out = capsys.readouterr().out
+    assert "60000 samples of shape (28, 28, 1) (uint8)" in out
+    assert "on the [0, 1] scale (x / 255): mean (0.130660), std (0.308108)" in out
+
+
+def test_bad_input_is_one_error_line_and_exit_1(tmp_path):
+    missing = tmp_path / "nope.npy"
+    proc = subprocess.run([sys.executable, "-m", "normlab.cli.main", "stats", str(missing)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("Error: ") and str(missing) in proc.stderr.splitlines()[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["stats", "digits", "--per", "sample"])
+    assert exc.value.code == 2
