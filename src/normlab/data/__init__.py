@@ -1,0 +1,97 @@
+"""Datasets as local files: open a spec, stream batches for statistics, materialize arrays for training.
+
+One entry point, :func:`open`, takes a spec that also works on the command line and returns a
+:class:`Dataset`. Nothing is downloaded; importing this package imports NumPy only (Pillow, pandas,
+pyarrow and scikit-learn are imported by the loaders that need them).
+
+=================================  ==========================================================
+spec                               what it reads
+=================================  ==========================================================
+``digits``, ``breast-cancer``,     scikit-learn's bundled datasets (``pip install 'normlab[datasets]'``)
+``wine``
+``mnist:DIR``                      the four MNIST IDX files, ``.gz`` or not; splits train, test
+``fashion-mnist:DIR``              the same for Fashion-MNIST
+``cifar10:DIR``                    CIFAR-10 python batches, read without running pickle code
+``images:DIR``                     one subfolder per class (``pip install 'normlab[images]'``)
+``csv:FILE``, ``parquet:FILE``     numeric columns; ``target=`` the label (``normlab[tables]``)
+``npy:FILE``, ``npz:FILE``         arrays, memory-mapped where possible; also a bare ``x.npy``
+=================================  ==========================================================
+
+Examples
+--------
+>>> import normlab.data
+>>> ds = normlab.data.open("breast-cancer", limit=100, seed=0)
+>>> ds.sample_shape, ds.dtype.name, ds.layout, ds.class_counts().tolist()
+((30,), 'float64', '(n, f)', [37, 63])
+>>> [len(x) for x, y in ds.iter_batches(batch_size=64)]
+[64, 36]
+"""
+
+from __future__ import annotations
+
+from normlab.data._base import Dataset as Dataset
+from normlab.data._base import LoadedDataset as LoadedDataset
+from normlab.data._spec import KINDS as KINDS
+from normlab.data._spec import open_dataset as open
+from normlab.data._spec import parse_spec as parse_spec
+
+__all__ = ["KINDS", "Dataset", "LoadedDataset", "from_arrays", "open", "parse_spec"]
+
+
+def from_arrays(
+    x,
+    y=None,
+    *,
+    name: str = "arrays",
+    validation_split: float | None = None,
+    shuffle_split: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+) -> LoadedDataset:
+    """Wrap in-memory arrays ``x`` (samples first) and labels ``y`` as a :class:`Dataset` (split ``"train"``).
+
+    >>> import numpy as np
+    >>> ds = from_arrays(np.zeros((10, 4)), np.arange(10) % 2, validation_split=0.2)
+    >>> ds.num_samples("train"), ds.num_samples("validation"), ds.n_classes
+    (8, 2, 2)
+    """
+    import numpy as np
+
+    from normlab.data._base import ArraySource
+    from normlab.data._spec import _check_common
+    from normlab.errors import DatasetError
+
+    x = np.asarray(x)
+    if x.ndim < 1:
+        raise DatasetError(
+            f"{name}: x is a scalar; expected samples along a first axis, shape (n, ...)."
+        )
+    labels = None
+    n_classes = None
+    if y is not None:
+        labels = np.asarray(y)
+        if labels.shape != (len(x),):
+            raise DatasetError(
+                f"{name}: y has shape {labels.shape}; expected ({len(x)},), one label per sample."
+            )
+        if labels.dtype.kind in "biu":
+            labels = labels.astype(np.int64)
+            if len(labels) and labels.min() >= 0:
+                n_classes = int(labels.max()) + 1
+    options = {
+        "validation_split": validation_split,
+        "shuffle_split": shuffle_split,
+        "seed": seed,
+        "limit": limit,
+    }
+    _check_common(name, options)
+    return LoadedDataset(
+        kind="arrays",
+        name=name,
+        sources={"train": ArraySource(x, labels)},
+        sample_shape=x.shape[1:],
+        dtype=x.dtype,
+        n_classes=n_classes,
+        class_names=None if n_classes is None else tuple(str(i) for i in range(n_classes)),
+        **options,
+    )

@@ -1,0 +1,500 @@
+"""The dataset object every loader returns: splits, limits, validation hold-outs and batches.
+
+A loader describes each split *as stored* by a :class:`Source` (n samples readable in file order).
+:class:`LoadedDataset` turns sources into the public :class:`Dataset` behaviour: it resolves split names,
+applies ``limit=`` (stratified, seeded) and ``validation_split=`` (the last fraction, like Keras), and
+re-cuts whatever pieces a source yields into batches of exactly ``batch_size`` samples.
+
+A selection of samples is ``None`` (all of them), a ``range`` (contiguous, so memory-mapped files can
+return a view) or a sorted ``int64`` array. Samples always keep their file order.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from normlab.errors import DatasetError
+
+__all__ = ["ArraySource", "Dataset", "LoadedDataset", "Source", "default_batch_size", "select_rows"]
+
+#: A batch size of ``None`` means: about this many bytes of samples per batch.
+DEFAULT_BATCH_BYTES = 8 * 2**20
+
+Selection = range | np.ndarray | None
+Batch = tuple[np.ndarray, np.ndarray | None]
+
+_VALIDATION = "validation"
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What every dataset returned by :func:`normlab.data.open` offers.
+
+    Attributes
+    ----------
+    name : str
+        The spec it was opened from, e.g. ``"mnist:/data/mnist"``.
+    kind : str
+        The loader, e.g. ``"mnist"``, ``"images"``, ``"csv"``.
+    splits : tuple of str
+        Split names, e.g. ``("train", "test")``; ``"validation"`` when ``validation_split`` was given.
+    default_split : str
+        The split used when ``split=None``: ``"train"`` where there is one.
+    n_classes : int or None
+        Number of classes; ``None`` for unlabeled data and regression targets.
+    class_names : tuple of str or None
+        Class ``i`` is ``class_names[i]``.
+    sample_shape : tuple of int
+        Shape of one sample, e.g. ``(28, 28, 1)`` or ``(30,)``.
+    dtype : numpy.dtype
+        The samples' dtype as stored (``uint8`` for images).
+    layout : str
+        Axis names of a batch, e.g. ``"(n, h, w, c)"`` or ``"(n, f)"``.
+    feature_names : tuple of str or None
+        Column names of tables (and of scikit-learn's bundled datasets).
+    skipped : list of (str, str)
+        Files skipped with ``on_error="skip"`` and why (image folders).
+    """
+
+    name: str
+    kind: str
+    splits: tuple[str, ...]
+    default_split: str
+    n_classes: int | None
+    class_names: tuple[str, ...] | None
+    sample_shape: tuple[int, ...]
+    dtype: np.dtype
+    layout: str
+    feature_names: tuple[str, ...] | None
+    skipped: list[tuple[str, str]]
+
+    def iter_batches(
+        self, batch_size: int | None = None, split: str | None = None
+    ) -> Iterator[Batch]: ...
+
+    def arrays(self, split: str | None = None) -> Batch: ...
+
+    def labels(self, split: str | None = None) -> np.ndarray | None: ...
+
+    def num_samples(self, split: str | None = None) -> int | None: ...
+
+    def nbytes(self, split: str | None = None) -> int | None: ...
+
+
+class Source:
+    """One split as stored: ``n`` samples that can be read in file order.
+
+    Subclasses implement :meth:`pieces`; they may override :meth:`labels` (cheap, without reading the
+    samples) and :meth:`materialize` (a zero-copy or memory-mapped fast path for ``arrays()``).
+    """
+
+    n: int = 0
+
+    def labels(self) -> np.ndarray | None:
+        return None
+
+    def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
+        """Yield ``(x, y)`` pieces of the selected samples in order, each of about ``rows`` samples.
+
+        ``materialize`` is true when ``arrays()`` is filling one array (a slow source may show progress).
+        """
+        raise NotImplementedError
+
+    def materialize(self, sel: Selection) -> Batch | None:
+        return None
+
+
+def count(sel: Selection, n: int) -> int:
+    return n if sel is None else len(sel)
+
+
+def as_index(sel: Selection, n: int) -> np.ndarray:
+    if sel is None:
+        return np.arange(n, dtype=np.int64)
+    if isinstance(sel, range):
+        return np.arange(sel.start, sel.stop, dtype=np.int64)
+    return sel
+
+
+def windows(n: int, sel: Selection, rows: int) -> Iterator[tuple[int, int, np.ndarray | None]]:
+    """Cut ``[0, n)`` into windows of ``rows`` samples that hold selected samples.
+
+    Yields ``(start, stop, local)``: ``local`` is ``None`` when the whole window is selected, else the
+    offsets of the selected samples inside it. Windows without a selected sample are left out, so a
+    seekable reader skips them.
+    """
+    rows = max(1, int(rows))
+    if sel is None:
+        sel = range(0, n)
+    if isinstance(sel, range):
+        for start in range(sel.start, sel.stop, rows):
+            yield start, min(start + rows, sel.stop), None
+        return
+    if len(sel) == 0:
+        return
+    bounds = np.searchsorted(sel, np.arange(0, n + rows, rows))
+    for w in range(len(bounds) - 1):
+        lo, hi = bounds[w], bounds[w + 1]
+        if lo == hi:
+            continue
+        start, stop = w * rows, min((w + 1) * rows, n)
+        local = sel[lo:hi] - start
+        if len(local) == stop - start:
+            yield start, stop, None
+        else:
+            yield start, stop, local
+
+
+def select_rows(chunks: Iterable[Batch], sel: Selection) -> Iterator[Batch]:
+    """Keep the selected samples of sequential chunks that together cover ``[0, n)`` in order."""
+    offset = 0
+    for x, y in chunks:
+        k = len(x)
+        if sel is None:
+            yield x, y
+        elif isinstance(sel, range):
+            lo, hi = max(sel.start - offset, 0), min(sel.stop - offset, k)
+            if hi > lo:
+                yield x[lo:hi], None if y is None else y[lo:hi]
+            if offset + k >= sel.stop:
+                return
+        else:
+            lo, hi = np.searchsorted(sel, (offset, offset + k))
+            if hi > lo:
+                local = sel[lo:hi] - offset
+                yield x[local], None if y is None else y[local]
+            if hi == len(sel):
+                return
+        offset += k
+
+
+def rebatch(pieces: Iterable[Batch], batch_size: int) -> Iterator[Batch]:
+    """Re-cut pieces of any size into batches of exactly ``batch_size`` samples (the last may be short)."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray | None] = []
+    have = 0
+    for x, y in pieces:
+        k = len(x)
+        if k == 0:
+            continue
+        if have == 0 and k == batch_size:
+            yield x, y
+            continue
+        start = 0
+        while start < k:
+            take = min(batch_size - have, k - start)
+            xs.append(x[start : start + take])
+            ys.append(None if y is None else y[start : start + take])
+            have += take
+            start += take
+            if have == batch_size:
+                yield _join(xs, ys)
+                xs, ys, have = [], [], 0
+    if have:
+        yield _join(xs, ys)
+
+
+def _join(xs: list[np.ndarray], ys: list[np.ndarray | None]) -> Batch:
+    if len(xs) == 1:
+        return xs[0], ys[0]
+    y = None if ys[0] is None else np.concatenate(ys)  # type: ignore[arg-type]
+    return np.concatenate(xs), y
+
+
+def default_batch_size(sample_nbytes: int) -> int:
+    """The batch size ``batch_size=None`` means: about 8 MiB of samples, at least 1."""
+    return max(1, DEFAULT_BATCH_BYTES // max(1, int(sample_nbytes)))
+
+
+def stratified_subset(
+    labels: np.ndarray | None, n: int, limit: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Pick ``limit`` of ``n`` samples, keeping each class's share (largest remainders), sorted."""
+    if labels is None or labels.dtype.kind == "f":
+        return np.sort(rng.choice(n, size=limit, replace=False)).astype(np.int64)
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    quota = counts * (limit / n)
+    take = np.floor(quota).astype(np.int64)
+    short = limit - int(take.sum())
+    if short > 0:
+        order = np.argsort(-(quota - take), kind="stable")
+        take[order[:short]] += 1
+    picked = []
+    for c in range(len(classes)):
+        members = np.flatnonzero(inverse == c)
+        if take[c]:
+            picked.append(rng.choice(members, size=int(take[c]), replace=False))
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+def _seed_for(seed: int, split: str, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(split.encode()), purpose])
+
+
+class ArraySource(Source):
+    """Arrays already in memory (or memory-mapped): scikit-learn's datasets and :func:`from_arrays`."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray | None, *, copy: bool = False) -> None:
+        self.x = x
+        self.y = y
+        self.n = len(x)
+        self.copy = copy  # hand out copies, so callers cannot change the stored arrays
+
+    def labels(self) -> np.ndarray | None:
+        return self.y
+
+    def _take(self, key: slice | np.ndarray) -> Batch:
+        x, y = self.x[key], None if self.y is None else self.y[key]
+        if self.copy and isinstance(key, slice):
+            x, y = x.copy(), None if y is None else y.copy()
+        return x, y
+
+    def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
+        if sel is None or isinstance(sel, range):
+            r = range(0, self.n) if sel is None else sel
+            for start in range(r.start, r.stop, rows):
+                yield self._take(slice(start, min(start + rows, r.stop)))
+            return
+        for start in range(0, len(sel), rows):
+            yield self._take(sel[start : start + rows])
+
+    def materialize(self, sel: Selection) -> Batch | None:
+        if sel is None:
+            return self._take(slice(0, self.n))
+        return self._take(slice(sel.start, sel.stop) if isinstance(sel, range) else sel)
+
+
+class LoadedDataset:
+    """A dataset made of one :class:`Source` per stored split (see :class:`Dataset` for the attributes).
+
+    Built by the loaders behind :func:`normlab.data.open`; users do not create it directly.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        name: str,
+        sources: dict[str, Source],
+        sample_shape: Sequence[int],
+        dtype: np.dtype | type | str,
+        layout: str | None = None,
+        n_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        feature_names: Sequence[str] | None = None,
+        validation_split: float | None = None,
+        shuffle_split: bool = False,
+        seed: int = 0,
+        limit: int | None = None,
+    ) -> None:
+        if not sources:
+            raise DatasetError(f"{name}: no split was found; expected at least one.")
+        self.kind = kind
+        self.name = name
+        self._sources = dict(sources)
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.dtype = np.dtype(dtype)
+        self.layout = layout or _layout_for(self.sample_shape)
+        self.n_classes = n_classes
+        self.class_names = tuple(class_names) if class_names is not None else None
+        self.feature_names = tuple(feature_names) if feature_names is not None else None
+        self.skipped: list[tuple[str, str]] = []
+        self.validation_split = validation_split
+        self.shuffle_split = bool(shuffle_split)
+        self.seed = int(seed)
+        self.limit = limit
+        self._plans: dict[str, tuple[Source, Selection]] = {}
+        stored = tuple(self._sources)
+        self.default_split = "train" if "train" in stored else stored[0]
+        if validation_split is not None:
+            if _VALIDATION in stored:
+                raise DatasetError(
+                    f"{name} already has a 'validation' split, so validation_split={validation_split} "
+                    "would make a second one; expected one or the other. Drop validation_split, or use "
+                    "split='validation' to read the stored one."
+                )
+            if "train" not in stored:
+                raise DatasetError(
+                    f"{name} has no 'train' split to hold out validation data from (splits: "
+                    f"{', '.join(stored)}); expected validation_split only where there is training data. "
+                    "Drop validation_split."
+                )
+            stored = (
+                *stored[: stored.index("train") + 1],
+                _VALIDATION,
+                *stored[stored.index("train") + 1 :],
+            )
+        self.splits: tuple[str, ...] = stored
+
+    # ------------------------------------------------------------------ split planning
+    def _resolve_split(self, split: str | None) -> str:
+        if split is None:
+            return self.default_split
+        if split in self.splits:
+            return split
+        hint = ""
+        if split in (_VALIDATION, "val", "valid") and self.validation_split is None:
+            hint = (
+                " Pass validation_split=0.2 (CLI: --validation-split 0.2) to hold out the last 20% of "
+                "the training data as split 'validation'."
+            )
+        elif split == "test" and "test" not in self.splits:
+            hint = " This dataset has no test split of its own; hold out data with validation_split=0.2."
+        raise DatasetError(
+            f"{self.name} has no split {split!r}; expected one of {', '.join(map(repr, self.splits))}.{hint}"
+        )
+
+    def _plan(self, split: str | None) -> tuple[str, Source, Selection]:
+        name = self._resolve_split(split)
+        if name not in self._plans:
+            base = "train" if name == _VALIDATION else name
+            source = self._sources[base]
+            sel: Selection = None
+            if self.limit is not None and self.limit < source.n:
+                sel = stratified_subset(
+                    source.labels(), source.n, self.limit, _seed_for(self.seed, base, 0)
+                )
+            if self.validation_split is not None and base == "train":
+                train_sel, val_sel = self._hold_out(source, sel)
+                self._plans["train"] = (source, train_sel)
+                self._plans[_VALIDATION] = (source, val_sel)
+            else:
+                self._plans[name] = (source, sel)
+        source, sel = self._plans[name]
+        return name, source, sel
+
+    def _hold_out(self, source: Source, sel: Selection) -> tuple[Selection, Selection]:
+        n = count(sel, source.n)
+        fraction = float(self.validation_split)  # type: ignore[arg-type]
+        split_at = math.floor(n * (1.0 - fraction))
+        if split_at == 0 or split_at == n:
+            raise DatasetError(
+                f"{self.name}: the training data has {n} samples, too few to hold out "
+                f"validation_split={fraction}; expected at least one sample on each side. Use a larger "
+                "limit or a different validation_split."
+            )
+        if self.shuffle_split:
+            index = as_index(sel, source.n)
+            order = _seed_for(self.seed, "train", 1).permutation(n)
+            return np.sort(index[order[:split_at]]), np.sort(index[order[split_at:]])
+        if sel is None:
+            return range(0, split_at), range(split_at, n)
+        assert not isinstance(sel, range)
+        return sel[:split_at], sel[split_at:]
+
+    # ------------------------------------------------------------------ public API
+    def num_samples(self, split: str | None = None) -> int | None:
+        """Number of samples in ``split`` (files found, for image folders read with ``on_error="skip"``)."""
+        _, source, sel = self._plan(split)
+        return count(sel, source.n)
+
+    def nbytes(self, split: str | None = None) -> int | None:
+        """Bytes the samples of ``split`` take once decoded (``num_samples * prod(sample_shape) * itemsize``)."""
+        n = self.num_samples(split)
+        return None if n is None else n * math.prod(self.sample_shape) * self.dtype.itemsize
+
+    def labels(self, split: str | None = None) -> np.ndarray | None:
+        """The labels of ``split`` (``int64``), read without decoding the samples; ``None`` if unlabeled."""
+        _, source, sel = self._plan(split)
+        y = source.labels()
+        if y is None or sel is None:
+            return y
+        return y[slice(sel.start, sel.stop)] if isinstance(sel, range) else y[sel]
+
+    def class_counts(self, split: str | None = None) -> np.ndarray | None:
+        """How many samples of ``split`` each class has, shape ``(n_classes,)``; ``None`` if unlabeled."""
+        y = self.labels(split)
+        if y is None or self.n_classes is None:
+            return None
+        return np.bincount(y, minlength=self.n_classes)
+
+    def iter_batches(
+        self, batch_size: int | None = None, split: str | None = None
+    ) -> Iterator[Batch]:
+        """Stream ``(x, y)`` batches of ``split`` in file order; memory stays about one batch.
+
+        Parameters
+        ----------
+        batch_size : int or None
+            Samples per batch (the last batch may be smaller); ``None`` picks about 8 MiB per batch.
+        split : str or None
+            One of :attr:`splits`; ``None`` means :attr:`default_split`.
+
+        Yields
+        ------
+        x : ndarray, shape ``(b, *sample_shape)``, dtype :attr:`dtype`
+        y : ndarray of int64, shape ``(b,)``, or None
+        """
+        rows = self._batch_rows(batch_size)
+        _, source, sel = self._plan(split)
+        return rebatch(source.pieces(sel, rows), rows)
+
+    def arrays(self, split: str | None = None) -> Batch:
+        """Materialize ``split`` as ``(x, y)``; memory-mapped (copy-on-write) where the file allows it."""
+        _, source, sel = self._plan(split)
+        fast = source.materialize(sel)
+        if fast is not None:
+            return fast
+        n = count(sel, source.n)
+        x = np.empty((n, *self.sample_shape), dtype=self.dtype)
+        y: np.ndarray | None = None
+        filled = 0
+        for xb, yb in source.pieces(sel, self._batch_rows(None), materialize=True):
+            k = len(xb)
+            if filled + k > n:
+                raise DatasetError(
+                    f"{self.name}: the split yielded more than the {n} samples announced."
+                )
+            x[filled : filled + k] = xb
+            if yb is not None:
+                if y is None:
+                    y = np.empty(n, dtype=yb.dtype)
+                y[filled : filled + k] = yb
+            filled += k
+        if filled < n:
+            x = x[:filled].copy()
+            y = None if y is None else y[:filled].copy()
+        return x, y
+
+    def _batch_rows(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            return default_batch_size(math.prod(self.sample_shape) * self.dtype.itemsize)
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise DatasetError(
+                f"{self.name}: batch_size={batch_size!r} is not a positive integer; expected e.g. 256, or "
+                "None for about 8 MiB per batch."
+            )
+        return int(batch_size)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{self.name!r}",
+            f"splits={self.splits}",
+            f"sample_shape={self.sample_shape}",
+            f"dtype={self.dtype.name}",
+            f"layout={self.layout!r}",
+        ]
+        if self.n_classes is not None:
+            parts.append(f"n_classes={self.n_classes}")
+        if self.limit is not None:
+            parts.append(f"limit={self.limit}")
+        if self.validation_split is not None:
+            parts.append(f"validation_split={self.validation_split}")
+        return f"Dataset({', '.join(parts)})"
+
+
+def _layout_for(sample_shape: tuple[int, ...]) -> str:
+    names = {0: "(n,)", 1: "(n, f)", 2: "(n, h, w)", 3: "(n, h, w, c)", 4: "(n, d, h, w, c)"}
+    return names.get(
+        len(sample_shape),
+        "(n, " + ", ".join(f"d{i}" for i in range(1, len(sample_shape) + 1)) + ")",
+    )

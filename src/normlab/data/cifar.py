@@ -1,0 +1,335 @@
+"""CIFAR-10 "python version" batches (``cifar10:DIR``), read without running pickle code.
+
+The batches (``data_batch_1`` .. ``data_batch_5``, ``test_batch``, ``batches.meta``) are pickles of a
+dict ``{b'data': uint8 (n, 3072), b'labels': [int, ...], ...}``. Unpickling lets a file call any
+importable function, so these files are read with :class:`RestrictedUnpickler`: it resolves only the
+handful of globals a NumPy array needs, through wrappers that accept numeric arrays only, and refuses
+everything else with a :class:`DatasetError`. The result must then be plain dicts, lists, bytes,
+str, ints and numeric arrays. A batch file is read whole (about 30 MB for the originals), one at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normlab.data._base import Batch, LoadedDataset, Selection, Source, windows
+from normlab.errors import DatasetError
+
+__all__ = ["CIFAR10_CLASSES", "RestrictedUnpickler", "load_cifar10", "safe_unpickle"]
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+_FIX = "Use the original CIFAR-10 python batches (cifar-10-python.tar.gz, extracted)."
+
+
+class _Refused(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class _NdarrayMarker:
+    """Stands for ``numpy.ndarray`` inside a pickle; it cannot be called to allocate anything."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _Refused("a direct call of numpy.ndarray (an allocation of any size)")
+
+
+_NDARRAY = _NdarrayMarker()
+_NUMERIC_KINDS = "biuf"
+
+
+def _safe_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    if not isinstance(spec, (str, bytes)):
+        raise _Refused(f"numpy.dtype({spec!r})")
+    dt = np.dtype(spec.decode("latin1") if isinstance(spec, bytes) else spec)
+    if dt.kind not in _NUMERIC_KINDS or dt.fields is not None or dt.subdtype is not None:
+        raise _Refused(f"numpy.dtype({spec!r}) (only numeric dtypes are allowed)")
+    return dt
+
+
+def _safe_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
+    if cls is not _NDARRAY:
+        raise _Refused(f"numpy _reconstruct of {cls!r}")
+    # numpy pickles always rebuild from an empty array; __setstate__ then checks the data's length.
+    return np.ndarray((0,), dtype=np.uint8)
+
+
+def _safe_encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    if not isinstance(text, str) or str(encoding).lower().replace("-", "") != "latin1":
+        raise _Refused(
+            f"_codecs.encode(..., {encoding!r}) (only latin1 text, as pickled bytes use)"
+        )
+    return text.encode("latin1")
+
+
+def _safe_scalar(dtype: Any, data: Any = None) -> Any:
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype.kind not in _NUMERIC_KINDS
+        or not isinstance(data, (bytes, str))
+    ):
+        raise _Refused("numpy scalar of a non-numeric dtype")
+    raw = data.encode("latin1") if isinstance(data, str) else data
+    if len(raw) != dtype.itemsize:
+        raise _Refused("numpy scalar with the wrong number of bytes")
+    return np.frombuffer(raw, dtype=dtype)[0].item()
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
+    ("numpy.core.multiarray", "scalar"): _safe_scalar,
+    ("numpy._core.multiarray", "scalar"): _safe_scalar,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _safe_dtype,
+    ("_codecs", "encode"): _safe_encode,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only what a pickled numeric NumPy array needs.
+
+    Any other global (``os.system``, ``builtins.eval``, classes of any kind) is refused; the allowed
+    ones are wrappers that build numeric arrays and bytes and nothing else. Persistent ids are refused.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise _Refused(f"persistent id {pid!r}")
+
+
+def _check_plain(obj: Any, depth: int = 0) -> str | None:
+    """Return what is not plain data in ``obj`` (dict, list, bytes, str, int, numeric ndarray), or None."""
+    if depth > 20:
+        return "a structure nested more than 20 levels deep"
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            bad = _check_plain(k, depth + 1) or _check_plain(v, depth + 1)
+            if bad:
+                return bad
+        return None
+    if isinstance(obj, list):
+        for v in obj:
+            bad = _check_plain(v, depth + 1)
+            if bad:
+                return bad
+        return None
+    if type(obj) in (bytes, str, int):
+        return None
+    if type(obj) is np.ndarray and obj.dtype.kind in _NUMERIC_KINDS:
+        return None
+    return f"a value of type {type(obj).__name__}"
+
+
+def safe_unpickle(path: Path) -> Any:
+    """Unpickle ``path`` with :class:`RestrictedUnpickler` and check the result is plain data.
+
+    The whole file is read first, so no length claimed inside the pickle can make the reader allocate
+    more than the file's size.
+    """
+    data = Path(path).read_bytes()
+    if not data:
+        raise DatasetError(
+            f"{path}: the file is empty (zero bytes); expected a CIFAR-10 batch. {_FIX}"
+        )
+    try:
+        obj = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except _Refused as exc:
+        raise DatasetError(
+            f"{path}: the pickle asks for {exc.what}, which a CIFAR-10 batch never contains; expected only "
+            "plain dicts, lists, bytes, ints, str and numeric NumPy arrays. normlab refuses to run code "
+            f"from a data file; {_FIX[0].lower()}{_FIX[1:]}"
+        ) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        MemoryError,
+        OverflowError,
+    ) as exc:
+        raise DatasetError(
+            f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc}); expected a batch dict "
+            f"with b'data' and b'labels'. The file is truncated or corrupt. {_FIX}"
+        ) from None
+    bad = _check_plain(obj)
+    if bad:
+        raise DatasetError(
+            f"{path}: the pickle holds {bad}; expected only plain dicts, lists, bytes, ints, str and numeric "
+            f"NumPy arrays. {_FIX}"
+        )
+    return obj
+
+
+def _get(d: dict, key: str) -> Any:
+    if key.encode() in d:
+        return d[key.encode()]
+    return d.get(key)
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 batch file: ``x`` uint8 ``(n, 32, 32, 3)`` channels-last, ``y`` int64 ``(n,)``."""
+    obj = safe_unpickle(path)
+    if not isinstance(obj, dict):
+        raise DatasetError(
+            f"{path}: the pickle holds a {type(obj).__name__}; expected a dict with b'data' and b'labels'. {_FIX}"
+        )
+    data, labels = _get(obj, "data"), _get(obj, "labels")
+    if labels is None and _get(obj, "fine_labels") is not None:
+        raise DatasetError(
+            f"{path}: this is a CIFAR-100 batch (b'fine_labels'); expected CIFAR-10. CIFAR-100 is not supported."
+        )
+    keys = ", ".join(repr(k) for k in obj)
+    if not isinstance(data, np.ndarray) or labels is None:
+        raise DatasetError(
+            f"{path}: the batch dict has keys {keys}; expected b'data' (an array) and b'labels'. {_FIX}"
+        )
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DatasetError(
+            f"{path}: b'data' is {data.dtype.name} of shape {data.shape}; expected uint8 of shape (n, 3072) "
+            f"(3 x 32 x 32 pixels per row, channels first). {_FIX}"
+        )
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(data):
+        raise DatasetError(
+            f"{path}: b'labels' holds {y.size} values of type {y.dtype.name} for {len(data)} images; expected "
+            f"one integer label per image. {_FIX}"
+        )
+    if len(y) and (y.min() < 0 or y.max() > 9):
+        bad = int(np.flatnonzero((y < 0) | (y > 9))[0])
+        raise DatasetError(
+            f"{path}: label {int(y[bad])} at index {bad}; expected classes 0-9. {_FIX}"
+        )
+    x = np.ascontiguousarray(data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1))
+    return x, y.astype(np.int64)
+
+
+class CifarSource(Source):
+    """One split made of batch files, read one file at a time (sizes and labels cached after a pass)."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self._labels: list[np.ndarray] | None = None
+
+    def _scan(self) -> list[np.ndarray]:
+        if self._labels is None:
+            self._labels = [read_batch(f)[1] for f in self.files]
+        return self._labels
+
+    @property
+    def n(self) -> int:  # type: ignore[override]
+        return sum(len(y) for y in self._scan())
+
+    def labels(self) -> np.ndarray:
+        return np.concatenate(self._scan())
+
+    def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
+        if sel is None:
+            # A full pass needs no sizes up front: read each file once and remember its labels.
+            seen = []
+            for path in self.files:
+                x, y = read_batch(path)
+                seen.append(y)
+                for start in range(0, len(y), rows):
+                    yield x[start : start + rows], y[start : start + rows]
+            self._labels = seen
+            return
+        counts = [len(y) for y in self._scan()]
+        offset = 0
+        for path, k in zip(self.files, counts, strict=True):
+            local_sel: Selection
+            if isinstance(sel, range):
+                lo, hi = max(sel.start - offset, 0), min(sel.stop - offset, k)
+                local_sel = range(lo, max(lo, hi))
+            else:
+                lo, hi = np.searchsorted(sel, (offset, offset + k))
+                local_sel = sel[lo:hi] - offset
+            offset += k
+            if len(local_sel) == 0:
+                continue
+            x, y = read_batch(path)
+            if len(y) != k:
+                raise DatasetError(
+                    f"{path}: the file changed while being read ({len(y)} images, was {k})."
+                )
+            for start, stop, local in windows(k, local_sel, rows):
+                xs, ys = x[start:stop], y[start:stop]
+                yield (xs, ys) if local is None else (xs[local], ys[local])
+
+
+def _find_folder(folder: Path) -> Path:
+    for candidate in (folder, folder / "cifar-10-batches-py"):
+        if (candidate / "data_batch_1").is_file() or (candidate / "test_batch").is_file():
+            return candidate
+    names = sorted(p.name for p in folder.iterdir())[:8]
+    raise DatasetError(
+        f"cifar10:{folder}: no CIFAR-10 batches in {folder} (found: {', '.join(names) or 'nothing'}); expected "
+        "data_batch_1 .. data_batch_5 and test_batch (the python version, cifar-10-python.tar.gz extracted). "
+        "Point the spec at the cifar-10-batches-py folder."
+    )
+
+
+def load_cifar10(folder: Path, name: str, **options: object) -> LoadedDataset:
+    """Open the CIFAR-10 python batches in ``folder`` (or its ``cifar-10-batches-py``)."""
+    folder = _find_folder(folder)
+    numbered = {}
+    for p in folder.iterdir():
+        m = re.fullmatch(r"data_batch_(\d+)", p.name)
+        if m and p.is_file():
+            numbered[int(m.group(1))] = p
+    sources: dict[str, Source] = {}
+    if numbered:
+        missing = sorted(set(range(1, max(numbered) + 1)) - set(numbered))
+        if missing:
+            raise DatasetError(
+                f"{name}: data_batch_{', data_batch_'.join(map(str, missing))} missing from {folder} "
+                f"(found data_batch_{', data_batch_'.join(map(str, sorted(numbered)))}); expected consecutive "
+                "batches from data_batch_1. Copy the missing files."
+            )
+        sources["train"] = CifarSource([numbered[i] for i in sorted(numbered)])
+    if (folder / "test_batch").is_file():
+        sources["test"] = CifarSource([folder / "test_batch"])
+    classes: tuple[str, ...] = CIFAR10_CLASSES
+    meta = folder / "batches.meta"
+    if meta.is_file():
+        obj = safe_unpickle(meta)
+        names = _get(obj, "label_names") if isinstance(obj, dict) else None
+        if isinstance(names, list) and len(names) == 10:
+            classes = tuple(n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names)
+    return LoadedDataset(
+        kind="cifar10",
+        name=name,
+        sources=sources,
+        sample_shape=(32, 32, 3),
+        dtype=np.uint8,
+        n_classes=10,
+        class_names=classes,
+        **options,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,427 @@
+"""Tables (``csv:FILE``, ``parquet:FILE``): numeric feature columns, an optional label column.
+
+Every column except ``target`` and those in ``drop`` is a feature and must be numeric (ints, floats or
+booleans); other columns are refused with a message listing them, so nothing is silently left out.
+Features are ``float64`` ``(n, f)``, or ``int64`` when every feature column holds integers only.
+The ``target`` column becomes ``int64`` class indices ``0..k-1`` into ``class_names`` (its distinct
+values, sorted); a target of non-integer numbers stays a ``float64`` regression target
+(``n_classes`` is then ``None``).
+
+A CSV file is read in chunks twice: a first pass checks the columns (and finds the row of any text in
+a numeric column), a second streams the data; memory stays about one chunk. A Parquet file's schema and
+row count come from its footer, and its row groups are streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normlab.data._base import Batch, LoadedDataset, Selection, Source, select_rows
+from normlab.errors import DatasetError
+
+__all__ = ["load_table"]
+
+_SCAN_ROWS = 65536
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise DatasetError(
+            "csv: tables are read with pandas, which is not installed; expected it for csv:/parquet: specs. "
+            "Install it with: pip install 'normlab[tables]'"
+        ) from None
+    return pandas
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DatasetError(
+            "parquet: files are read with pyarrow, which is not installed; expected it for parquet: specs. "
+            "Install it with: pip install 'normlab[tables]'"
+        ) from None
+    return pq
+
+
+@dataclass
+class _Column:
+    """What a scan learned about one CSV column."""
+
+    kind: str = "int"  # "int" (ints/bools only), "float", or "text"
+    non_null: int = 0
+    numeric: int = 0
+    first_text: tuple[int, Any] | None = None  # (data row, value)
+
+
+@dataclass
+class _Target:
+    values: list[np.ndarray] = field(default_factory=list)
+    missing_row: int | None = None
+
+
+def _list(names: Sequence[str]) -> str:
+    return ", ".join(repr(str(n)) for n in names)
+
+
+def _resolve_columns(
+    name: str, path: Path, columns: list[str], target: str | None, drop: Sequence[str] | None
+) -> list[str]:
+    drop = list(drop or [])
+    unknown = [d for d in drop if d not in columns]
+    if unknown:
+        raise DatasetError(
+            f"{name}: drop= names {_list(unknown)}, which {path.name} does not have; expected some of its "
+            f"columns: {_list(columns)}."
+        )
+    if target is not None and target not in columns:
+        import difflib
+
+        close = difflib.get_close_matches(target, columns, n=1)
+        hint = f" Did you mean target={close[0]!r}?" if close else ""
+        raise DatasetError(
+            f"{name}: no target column {target!r} in {path.name}; expected one of its columns: "
+            f"{_list(columns)}.{hint}"
+        )
+    features = [c for c in columns if c != target and c not in drop]
+    if not features:
+        raise DatasetError(
+            f"{name}: no feature columns are left after target= and drop=; expected at least one."
+        )
+    return features
+
+
+def _refuse_text(
+    name: str,
+    path: Path,
+    text_cols: list[str],
+    columns: list[str],
+    target: str | None,
+    drop: Sequence[str] | None,
+) -> None:
+    drop_all = list(drop or []) + text_cols
+    flag = " ".join(drop_all)
+    hint = ""
+    if len(columns) == 1 and any(ch in columns[0] for ch in ";\t|"):
+        sep = next(ch for ch in ";\t|" if ch in columns[0])
+        hint = f" The header looks {sep!r}-separated: pass sep={sep!r} (CLI: --sep {sep!r})."
+    raise DatasetError(
+        f"{name}: non-numeric column(s) {_list(text_cols)} in {path.name}; expected numeric feature columns "
+        f"only. Drop them with drop={drop_all!r} (CLI: --drop {flag}), make one the label with target=, or "
+        f"encode them as numbers first.{hint}"
+    )
+
+
+def _classes(name: str, path: Path, target: str, values: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Distinct target values, sorted, and whether they are classes (not a float regression target)."""
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():
+            raise DatasetError(
+                f"{name}: the target column {target!r} of {path.name} has empty values; expected a label in every row. Fill or drop those rows."
+            )
+        if not np.all(values == np.round(values)):
+            return np.unique(values), False
+        values = values.astype(np.int64)
+    return np.unique(values), True
+
+
+class CsvSource(Source):
+    """A CSV file read in chunks (the scan at open fixed the columns, dtype and labels)."""
+
+    def __init__(
+        self,
+        path: Path,
+        sep: str,
+        features: list[str],
+        target: str | None,
+        dtype: np.dtype,
+        y: np.ndarray | None,
+        n: int,
+        classes: np.ndarray | None,
+    ) -> None:
+        self.path = path
+        self.sep = sep
+        self.features = features
+        self.target = target
+        self.dtype = dtype
+        self.y = y
+        self.n = n
+        self.classes = classes
+
+    def labels(self) -> np.ndarray | None:
+        return self.y
+
+    def _chunks(self, rows: int) -> Iterator[Batch]:
+        pd = _pandas()
+        usecols = self.features + ([self.target] if self.target else [])
+        offset = 0
+        with pd.read_csv(self.path, sep=self.sep, usecols=usecols, chunksize=rows) as reader:
+            for chunk in reader:
+                try:
+                    x = np.ascontiguousarray(chunk[self.features].to_numpy(dtype=self.dtype))
+                except (ValueError, TypeError) as exc:
+                    raise DatasetError(
+                        f"{self.path}: a column changed type after the file was checked ({exc}); expected the "
+                        "file to stay the same while it is read."
+                    ) from None
+                k = len(x)
+                y = None if self.y is None else self.y[offset : offset + k]
+                offset += k
+                yield x, y
+
+    def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
+        return select_rows(self._chunks(rows), sel)
+
+
+def _scan_csv(
+    name: str, path: Path, sep: str, target: str | None, drop: Sequence[str] | None
+) -> CsvSource:
+    pd = _pandas()
+    try:
+        header = pd.read_csv(path, sep=sep, nrows=0)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(
+            f"{path}: the file is empty; expected a CSV table with a header row."
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(
+            f"{path}: not a readable CSV file ({exc}); expected a table with a header row."
+        ) from None
+    columns = [str(c) for c in header.columns]
+    features = _resolve_columns(name, path, columns, target, drop)
+    info = {c: _Column() for c in features}
+    tgt = _Target()
+    n = 0
+    usecols = features + ([target] if target else [])
+    try:
+        with pd.read_csv(
+            path, sep=sep, usecols=usecols, chunksize=_SCAN_ROWS, low_memory=False
+        ) as reader:
+            for chunk in reader:
+                for c in features:
+                    _scan_column(pd, info[c], chunk[c], n)
+                if target is not None:
+                    col = chunk[target]
+                    if col.isna().any() and tgt.missing_row is None:
+                        tgt.missing_row = n + int(np.flatnonzero(col.isna().to_numpy())[0]) + 1
+                    values = col.dropna().to_numpy()
+                    tgt.values.append(
+                        np.unique(values.astype(str) if values.dtype.kind == "O" else values)
+                    )
+                n += len(chunk)
+    except pd.errors.ParserError as exc:
+        raise DatasetError(
+            f"{path}: not a readable CSV file ({exc}); expected the same number of fields on every line."
+        ) from None
+    text_cols = [
+        c for c, col in info.items() if col.kind == "text" and col.numeric * 2 < col.non_null
+    ]
+    mixed = [c for c, col in info.items() if col.kind == "text" and c not in text_cols]
+    if mixed:
+        c = mixed[0]
+        row, value = info[c].first_text  # type: ignore[misc]
+        raise DatasetError(
+            f"{name}: column {c!r} is numeric but data row {row} (line {row + 1} of {path.name}) holds the text "
+            f"{str(value)!r}; expected a number. Fix or remove that row (an empty field is read as missing)."
+        )
+    if text_cols:
+        _refuse_text(name, path, text_cols, columns, target, drop)
+    dtype = np.dtype(np.int64 if all(col.kind == "int" for col in info.values()) else np.float64)
+    y, classes = None, None
+    if target is not None:
+        if tgt.missing_row is not None:
+            raise DatasetError(
+                f"{name}: the target column {target!r} is empty on data row {tgt.missing_row}; expected a label "
+                "in every row. Fill or drop those rows."
+            )
+        if any(v.dtype.kind == "U" for v in tgt.values):
+            tgt.values = [v.astype(str) for v in tgt.values]
+        merged = np.unique(np.concatenate(tgt.values)) if tgt.values else np.empty(0)
+        classes, is_class = _classes(name, path, target, merged)
+        y = _read_target(pd, path, sep, target, n, classes if is_class else None)
+        if not is_class:
+            classes = None
+    return CsvSource(path, sep, features, target, dtype, y, n, classes)
+
+
+def _scan_column(pd: Any, info: _Column, col: Any, offset: int) -> None:
+    kind = col.dtype.kind
+    non_null = int(col.notna().sum())
+    info.non_null += non_null
+    if kind in "biu":
+        info.numeric += non_null
+        return
+    if kind == "f":
+        info.numeric += non_null
+        if info.kind == "int":
+            info.kind = "float"
+        return
+    parsed = pd.to_numeric(col, errors="coerce")
+    info.numeric += int(parsed.notna().sum())
+    bad = col.notna().to_numpy() & parsed.isna().to_numpy()
+    info.kind = "text"
+    if bad.any() and info.first_text is None:
+        i = int(np.flatnonzero(bad)[0])
+        info.first_text = (offset + i + 1, col.iloc[i])
+
+
+def _read_target(
+    pd: Any, path: Path, sep: str, target: str, n: int, classes: np.ndarray | None
+) -> np.ndarray:
+    out = np.empty(n, dtype=np.int64 if classes is not None else np.float64)
+    offset = 0
+    with pd.read_csv(
+        path, sep=sep, usecols=[target], chunksize=_SCAN_ROWS, low_memory=False
+    ) as reader:
+        for chunk in reader:
+            v = chunk[target].to_numpy()
+            k = len(v)
+            if classes is None:
+                out[offset : offset + k] = v
+            else:
+                if classes.dtype.kind == "U":
+                    v = v.astype(str)
+                elif v.dtype.kind == "f":
+                    v = v.astype(np.int64)
+                out[offset : offset + k] = np.searchsorted(classes, v)
+            offset += k
+    return out
+
+
+class ParquetSource(Source):
+    """A Parquet file streamed row group by row group."""
+
+    def __init__(
+        self, path: Path, features: list[str], dtype: np.dtype, y: np.ndarray | None, n: int
+    ) -> None:
+        self.path = path
+        self.features = features
+        self.dtype = dtype
+        self.y = y
+        self.n = n
+
+    def labels(self) -> np.ndarray | None:
+        return self.y
+
+    def _chunks(self, rows: int) -> Iterator[Batch]:
+        pq = _pyarrow_parquet()
+        pf = pq.ParquetFile(self.path)
+        offset = 0
+        for batch in pf.iter_batches(batch_size=rows, columns=self.features):
+            k = batch.num_rows
+            x = np.empty((k, len(self.features)), dtype=self.dtype)
+            for j, c in enumerate(batch.columns):
+                x[:, j] = c.to_numpy(zero_copy_only=False)
+            y = None if self.y is None else self.y[offset : offset + k]
+            offset += k
+            yield x, y
+
+    def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
+        return select_rows(self._chunks(rows), sel)
+
+
+def _open_parquet(
+    name: str, path: Path, target: str | None, drop: Sequence[str] | None
+) -> tuple[ParquetSource, np.ndarray | None]:
+    pq = _pyarrow_parquet()
+    import pyarrow as pa
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DatasetError(
+            f"{path}: not a readable Parquet file ({exc}); expected a .parquet table."
+        ) from None
+    schema = pf.schema_arrow
+    columns = list(schema.names)
+    features = _resolve_columns(name, path, columns, target, drop)
+    text_cols = []
+    all_int = True
+    for c in features:
+        t = schema.field(c).type
+        if pa.types.is_integer(t) or pa.types.is_boolean(t):
+            if _null_count(pf, columns.index(c)) != 0:
+                all_int = False
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+            all_int = False
+        else:
+            text_cols.append(c)
+    if text_cols:
+        _refuse_text(name, path, text_cols, columns, target, drop)
+    n = pf.metadata.num_rows
+    y, classes = None, None
+    if target is not None:
+        col = pf.read(columns=[target]).column(0)
+        if col.null_count:
+            raise DatasetError(
+                f"{name}: the target column {target!r} of {path.name} has {col.null_count} empty values; expected "
+                "a label in every row. Fill or drop those rows."
+            )
+        values = col.to_numpy(zero_copy_only=False)
+        if values.dtype.kind == "O":
+            values = values.astype(str)
+        classes, is_class = _classes(name, path, target, values)
+        if is_class:
+            v = values.astype(np.int64) if values.dtype.kind == "f" else values
+            y = np.searchsorted(classes, v).astype(np.int64)
+        else:
+            y, classes = values.astype(np.float64), None
+    dtype = np.dtype(np.int64 if all_int else np.float64)
+    return ParquetSource(path, features, dtype, y, n), classes
+
+
+def _null_count(pf: Any, index: int) -> int | None:
+    """Nulls in one column according to the row group statistics; ``None`` when they are not recorded."""
+    total = 0
+    for g in range(pf.metadata.num_row_groups):
+        stats = pf.metadata.row_group(g).column(index).statistics
+        if stats is None or not stats.has_null_count:
+            return None
+        total += stats.null_count
+    return total
+
+
+def load_table(
+    kind: str,
+    path: Path,
+    name: str,
+    *,
+    target: str | None = None,
+    drop: Sequence[str] | None = None,
+    sep: str = ",",
+    **options: Any,
+) -> LoadedDataset:
+    """Open a CSV or Parquet table (see the module docstring)."""
+    if isinstance(drop, str):
+        drop = [drop]
+    if path.stat().st_size == 0:
+        raise DatasetError(
+            f"{path}: the file is empty (zero bytes); expected a {kind.upper()} table."
+        )
+    source: Source
+    if kind == "csv":
+        csv = _scan_csv(name, path, sep, target, drop)
+        source, classes, features, dtype = csv, csv.classes, csv.features, csv.dtype
+    else:
+        pq_source, classes = _open_parquet(name, path, target, drop)
+        source, features, dtype = pq_source, pq_source.features, pq_source.dtype
+    class_names = None if classes is None else tuple(str(c) for c in classes)
+    return LoadedDataset(
+        kind=kind,
+        name=name,
+        sources={"train": source},
+        sample_shape=(len(features),),
+        dtype=dtype,
+        layout="(n, f)",
+        n_classes=None if class_names is None else len(class_names),
+        class_names=class_names,
+        feature_names=features,
+        **options,
+    )
