@@ -474,6 +474,18 @@ class _Normalizer:
 
         save_normalizer(self, path)
 
+    def to_torch(self) -> Any:
+        """This normalizer as a ``torch.nn.Module``, statistics as buffers (see ``normlab.torch``)."""
+        from normlab.adapters.torch import to_torch
+
+        return to_torch(self)
+
+    def to_keras(self) -> Any:
+        """This normalizer as a Keras 3 layer that ``model.save()`` carries (see ``normlab.keras``)."""
+        from normlab.adapters.keras import to_keras
+
+        return to_keras(self)
+
 
 def _same(value: Any, default: Any) -> bool:
     try:
@@ -596,7 +608,7 @@ class Scale(_Normalizer):
     --------
     >>> import numpy as np, normlab
     >>> x = np.array([[[[0], [51]], [[102], [255]]]], dtype=np.uint8)  # (n, h, w, c)
-    >>> normlab.Scale(by="dtype").fit_transform(x).ravel()
+    >>> normlab.Scale(by="dtype").fit(x).transform(x, exact=True).ravel()  # exact: correctly rounded
     array([0. , 0.2, 0.4, 1. ], dtype=float32)
     """
 
@@ -811,7 +823,7 @@ class Robust(_Normalizer):
     --------
     >>> import numpy as np, normlab
     >>> normlab.Robust().fit_transform(np.array([[1.0], [2.0], [3.0], [4.0], [100.0]])).ravel()
-    array([-1. , -0.5,  0. ,  0.5, 49. ])
+    array([-1. , -0.5,  0. ,  0.5, 48.5])
     """
 
     _needs_quantiles = True

@@ -1,0 +1,567 @@
+"""The statistics engine: exact integer moments, accurate float moments, any split, quantiles, NaN policy."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import tracemalloc
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from normlab.core import stats as S
+from normlab.core.stats import NonFiniteError, StatsAccumulator
+from normlab.errors import DataError, DataTypeError, LayoutError, NormlabError
+
+DATA = Path(__file__).parents[2].parent / "shared" / "data"
+
+try:
+    import numba  # noqa: F401
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    HAVE_NUMBA = False
+
+ENGINES = [
+    "numpy",
+    pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba missing")),
+]
+
+INT_DTYPES = [
+    np.bool_,
+    np.uint8,
+    np.int8,
+    np.uint16,
+    np.int16,
+    np.uint32,
+    np.int32,
+    np.int64,
+    np.uint64,
+]
+ALL_DTYPES = [*INT_DTYPES, np.float16, np.float32, np.float64]
+
+
+def _random(dtype, shape, rng):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = int(info.min), int(info.max)
+        # keep int64 in the exact (32-bit) range here; the wide range has its own test
+        if dtype.itemsize == 8:
+            lo, hi = max(lo, -(2**31)), min(hi, 2**31 - 1)
+        return rng.integers(lo, hi, shape, dtype=dtype, endpoint=True)
+    return (rng.normal(3.0, 2.0, shape) * 7).astype(dtype)
+
+
+def _reference(x3):
+    """Per-entry float64 moments, exact for integers (Fractions) and two-pass float64 otherwise."""
+    k = x3.shape[1]
+    cols = np.moveaxis(x3, 1, 0).reshape(k, -1)
+    if x3.dtype.kind in "biu":
+        mean, var = [], []
+        for col in cols:
+            vals = [int(v) for v in col]
+            n = len(vals)
+            s1, s2 = sum(vals), sum(v * v for v in vals)
+            mean.append(float(Fraction(s1, n)))
+            var.append(float(Fraction(n * s2 - s1 * s1, n * n)))
+        return (
+            np.array(mean),
+            np.array(var),
+            cols.min(axis=1).astype(float),
+            cols.max(axis=1).astype(float),
+        )
+    c = cols.astype(np.float64)
+    return c.mean(axis=1), c.var(axis=1), c.min(axis=1), c.max(axis=1)
+
+
+def _feed(x3, bounds, **kw):
+    acc = StatsAccumulator(x3.shape[1], **kw)
+    for lo, hi in pairwise(bounds):
+        acc.update(x3[lo:hi])
+    return acc
+
+
+def _same(a: StatsAccumulator, b: StatsAccumulator) -> bool:
+    return all(
+        np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True)
+        for name in ("count", "mean", "var", "std", "min", "max", "n_nan", "n_inf")
+    )
+
+
+# ------------------------------------------------------------------------------------------------ basics
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_statistics_match_numpy_float64_for_every_dtype(dtype, engine):
+    rng = np.random.default_rng(7)
+    x3 = _random(dtype, (301, 3, 5), rng)
+    acc = StatsAccumulator(3, engine=engine).update(x3)
+    mean, var, mn, mx = _reference(x3)
+    assert acc.count.tolist() == [301 * 5] * 3
+    assert acc.input_kind == np.dtype(dtype).kind
+    if np.dtype(dtype).kind in "biu":
+        # exact integers: correctly rounded, so equal to the Fraction reference
+        assert np.array_equal(acc.mean, mean)
+        assert np.array_equal(acc.var, var)
+    else:
+        np.testing.assert_allclose(acc.mean, mean, rtol=1e-14)
+        np.testing.assert_allclose(acc.var, var, rtol=1e-12)
+    assert np.array_equal(acc.min, mn) and np.array_equal(acc.max, mx)
+    assert np.array_equal(acc.std, np.sqrt(acc.var))
+
+
+def test_empty_accumulator_reports_nan_and_no_kind():
+    acc = StatsAccumulator(2)
+    assert acc.is_empty and acc.input_kind is None and acc.k == 2
+    assert acc.count.tolist() == [0, 0]
+    assert np.isnan(acc.mean).all() and np.isnan(acc.min).all()
+    acc.update(np.zeros((0, 2, 3), np.uint8))
+    assert acc.is_empty
+
+
+def test_update_and_merge_return_self():
+    acc = StatsAccumulator(1)
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1)
+    assert acc.update(x) is acc
+    assert acc.merge(StatsAccumulator(1).update(x)) is acc
+    assert acc.count.tolist() == [20]
+
+
+def test_mixed_integer_and_float_batches_combine():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 255, (400, 2, 3), dtype=np.uint8)
+    b = rng.normal(100, 20, (300, 2, 3))
+    acc = StatsAccumulator(2).update(a).update(b)
+    both = np.concatenate([a.astype(np.float64), b])
+    np.testing.assert_allclose(acc.mean, both.mean(axis=(0, 2)), rtol=1e-14)
+    np.testing.assert_allclose(acc.var, both.var(axis=(0, 2)), rtol=1e-12)
+    assert acc.input_kind == "f"
+    signed = (
+        StatsAccumulator(1)
+        .update(np.array([[[200]]], np.uint8))
+        .update(np.array([[[-5]]], np.int8))
+    )
+    assert signed.input_kind == "i" and signed.mean[0] == 97.5
+
+
+# ------------------------------------------------------------------------------------------------ any split
+
+
+@st.composite
+def _splits(draw, max_rows=60):
+    n = draw(st.integers(1, max_rows))
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(n - 1, 1)), max_size=6))) - {n})
+    return n, [0, *cuts, n]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    split=_splits(),
+    dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.bool_]),
+    b=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    merge_tree=st.booleans(),
+)
+def test_integer_statistics_are_bit_identical_for_any_split(split, dtype, b, seed, merge_tree):
+    n, bounds = split
+    x3 = _random(dtype, (n, 3, b), np.random.default_rng(seed))
+    whole = StatsAccumulator(3).update(x3)
+    if merge_tree:  # one accumulator per piece, merged in reverse order
+        parts = [StatsAccumulator(3).update(x3[lo:hi]) for lo, hi in pairwise(bounds)]
+        pieces = parts[::-1][0]
+        for p in parts[::-1][1:]:
+            pieces.merge(p)
+    else:
+        pieces = _feed(x3, bounds)
+    assert _same(whole, pieces)
+    mean, var, _, _ = _reference(x3)
+    assert np.array_equal(whole.mean, mean) and np.array_equal(whole.var, var)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    split=_splits(200), seed=st.integers(0, 2**16), offset=st.sampled_from([0.0, 1e6, -3e9, 1e13])
+)
+def test_float_statistics_agree_for_any_split(split, seed, offset):
+    n, bounds = split
+    rng = np.random.default_rng(seed)
+    x3 = offset + rng.normal(0, 1, (n, 2, 3)) * np.array([1.0, 1e-3]).reshape(1, 2, 1)
+    whole = StatsAccumulator(2).update(x3)
+    parts = [StatsAccumulator(2).update(x3[lo:hi]) for lo, hi in pairwise(bounds)]
+    merged = parts[-1]
+    for p in parts[-2::-1]:
+        merged.merge(p)
+    streamed = _feed(x3, bounds)
+    for acc in (merged, streamed):
+        assert np.array_equal(acc.count, whole.count)
+        # the mean agrees to a few ulps of its magnitude or 1e-14 of the spread (means near 0)
+        np.testing.assert_allclose(
+            acc.mean, whole.mean, rtol=1e-15, atol=1e-14 * float(whole.std.max())
+        )
+        np.testing.assert_allclose(acc.var, whole.var, rtol=1e-12, atol=1e-300)
+        assert np.array_equal(acc.min, whole.min) and np.array_equal(acc.max, whole.max)
+
+
+def test_chunks_cover_every_value_once():
+    rng = np.random.default_rng(0)
+    for shape, cb in [
+        ((1000, 3, 1), 4096),
+        ((7, 5, 3000), 1000),
+        ((5, 4000, 2), 512),
+        ((3, 2, 9), 64),
+    ]:
+        x3 = rng.integers(0, 1 << 30, shape).astype(np.int64)
+        total = np.zeros(shape[1], np.int64)
+        for X, m, b in S._chunks(x3, cb):
+            total += S._fold_sum(X.sum(axis=0), m, shape[1], b)
+        assert np.array_equal(total, x3.sum(axis=(0, 2)))
+        # non-contiguous input is chunked the same way
+        y = np.asfortranarray(x3)
+        assert (
+            sum(S._fold_sum(X.sum(axis=0), m, shape[1], b) for X, m, b in S._chunks(y, cb)).tolist()
+            == total.tolist()
+        )
+
+
+# ------------------------------------------------------------------------------------------------ engines
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba missing")
+@pytest.mark.parametrize(
+    "dtype",
+    [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.float32, np.float64],
+    ids=lambda d: np.dtype(d).name,
+)
+def test_numba_and_numpy_engines_give_identical_results(dtype, monkeypatch):
+    rng = np.random.default_rng(11)
+    x3 = _random(dtype, (5000, 3, 7), rng)
+    if np.dtype(dtype).kind == "f":
+        x3 = (x3 + np.array([0.0, 1e13, -2e5], dtype).reshape(1, 3, 1)).astype(dtype)
+    a = StatsAccumulator(3, engine="numpy", quantiles=True).update(x3)
+    b = StatsAccumulator(3, engine="numba", quantiles=True).update(x3)
+    assert _same(a, b)
+    assert np.array_equal(a.quantile([0.1, 0.5, 0.99]), b.quantile([0.1, 0.5, 0.99]))
+    hist = StatsAccumulator(3, engine="numba", histogram=True).update(x3)
+    assert np.array_equal(hist.mean, a.mean) and np.array_equal(hist.var, a.var)
+    # sketched quantiles too: values reach the sketch in fixed blocks, whatever the engine's chunking
+    monkeypatch.setattr(S, "_EXACT_QUANTILE_BUDGET", 4096)
+    sa = StatsAccumulator(3, engine="numpy", quantiles=True, histogram=False).update(x3)
+    sb = StatsAccumulator(3, engine="numba", quantiles=True, histogram=False).update(x3)
+    assert sa.quantile_rank_error > 0
+    assert np.array_equal(sa.quantile([0.1, 0.5, 0.99]), sb.quantile([0.1, 0.5, 0.99]))
+    assert sa.quantile_rank_error == sb.quantile_rank_error
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int16, np.float32, np.float64], ids=lambda d: np.dtype(d).name
+)
+def test_worker_threads_do_not_change_results(dtype, monkeypatch):
+    rng = np.random.default_rng(13)
+    n = (5 << 20) // (3 * np.dtype(dtype).itemsize)
+    x3 = _random(dtype, (n, 3, 1), rng)
+    if np.dtype(dtype).kind == "f":
+        x3 = (1e6 + x3).astype(dtype)
+    out = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("NORMLAB_THREADS", threads)
+        out.append(StatsAccumulator(3, engine="numpy", quantiles=True).update(x3))
+    assert x3.nbytes >= S._PARALLEL_BYTES
+    assert _same(out[0], out[1])
+    assert np.array_equal(out[0].quantile([0.2, 0.7]), out[1].quantile([0.2, 0.7]))
+
+
+def test_environment_variable_forces_numpy(monkeypatch):
+    monkeypatch.setenv("NORMLAB_ENGINE", "numpy")
+    assert S._resolve_engine("auto") == "numpy"
+    assert S._resolve_engine("numba") == "numpy"
+    StatsAccumulator(1, engine="numba")  # accepted: the environment wins
+
+
+# ------------------------------------------------------------------------------------------------ accuracy
+
+
+def test_wide_scale_column_keeps_full_relative_precision():
+    rng = np.random.default_rng(5)
+    x = 1e13 + rng.normal(0.0, 1.0, 400_000)
+    # x - 1e13 is exact, so this is the true std of the stored values
+    true_std = float(np.std(x - 1e13))
+    acc = StatsAccumulator(1)
+    for part in np.array_split(x, 9):
+        acc.update(part.reshape(-1, 1, 1))
+    assert abs(acc.std[0] - true_std) / true_std <= 1e-12
+    assert abs(acc.mean[0] - (1e13 + float(np.mean(x - 1e13)))) <= 2e-3  # one ulp of 1e13
+    # what the accumulator protects against: float32 accumulation is off by orders of magnitude
+    naive32 = float(x.astype(np.float32).std(dtype=np.float32))
+    assert abs(naive32 - true_std) / true_std > 0.5
+
+
+def test_huge_integer_sums_stay_exact():
+    # 2**31 - 1 squared times many values overflows int64 many times over: totals are Python ints
+    x3 = np.full((200_000, 1, 1), 2**31 - 1, np.int32)
+    x3[::2] = -(2**31)
+    acc = StatsAccumulator(1).update(x3)
+    n = x3.size
+    s1 = (n // 2) * (2**31 - 1) + (n // 2) * -(2**31)
+    s2 = (n // 2) * (2**31 - 1) ** 2 + (n // 2) * 2**62
+    assert acc.mean[0] == float(Fraction(s1, n))
+    assert acc.var[0] == float(Fraction(n * s2 - s1 * s1, n * n))
+
+
+def test_int64_outside_32_bit_range_uses_the_float_path_accurately():
+    rng = np.random.default_rng(1)
+    x3 = rng.integers(-(2**60), 2**60, (5000, 2, 1), dtype=np.int64)
+    acc = StatsAccumulator(2).update(x3)
+    ref = x3.astype(object).sum(axis=(0, 2)) / x3.shape[0]
+    np.testing.assert_allclose(acc.mean, ref.astype(float), rtol=1e-12)
+    assert acc.input_kind == "i"
+    small = StatsAccumulator(1).update(np.arange(-5, 5, dtype=np.int64).reshape(-1, 1, 1))
+    assert small._mode == "int" and small.var[0] == 8.25
+
+
+# ------------------------------------------------------------------------------------------------ quantiles
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "dtype",
+    [np.uint8, np.int8, np.bool_, np.uint16, np.int16, np.int32, np.float32, np.float64],
+    ids=lambda d: np.dtype(d).name,
+)
+def test_exact_quantiles_equal_np_quantile(dtype, engine):
+    rng = np.random.default_rng(2)
+    x3 = _random(dtype, (777, 2, 3), rng)
+    qs = [0.0, 0.01, 0.25, 1 / 3, 0.5, 0.75, 0.999, 1.0]
+    acc = StatsAccumulator(2, quantiles=True, engine=engine)
+    for part in np.array_split(x3, 4):
+        acc.update(part)
+    cols = np.moveaxis(x3, 1, 0).reshape(2, -1).astype(np.float64)
+    assert np.array_equal(acc.quantile(qs), np.quantile(cols, qs, axis=1))
+    assert np.array_equal(acc.quantile(0.3), np.quantile(cols, 0.3, axis=1))
+    assert acc.quantile(0.3).shape == (2,) and acc.quantile(qs).shape == (len(qs), 2)
+    assert acc.quantile_rank_error == 0.0
+    if np.dtype(dtype).itemsize <= 2 and np.dtype(dtype).kind in "biu":
+        assert acc.histogram() is not None
+
+
+def test_histogram_is_kept_on_request_and_counts_every_value():
+    x3 = np.array([[[0, 1, 1]], [[255, 1, 7]]], np.uint8).transpose(0, 2, 1)  # (2, 3, 1)
+    acc = StatsAccumulator(3, histogram=True).update(x3)
+    values, counts = acc.histogram()
+    assert values[0] == 0 and counts.shape == (3, 256)
+    assert counts[0, 0] == 1 and counts[0, 255] == 1 and counts[1, 1] == 2 and counts[2, 7] == 1
+    assert StatsAccumulator(3).update(x3).histogram() is None
+
+
+def test_quantiles_stay_exact_across_mixed_dtypes_and_histogram_widening():
+    rng = np.random.default_rng(12)
+    u8 = rng.integers(0, 256, (500, 2, 3), dtype=np.uint8)
+    i8 = rng.integers(-128, 128, (300, 2, 3), dtype=np.int8)
+    f64 = rng.normal(50, 30, (200, 2, 3))
+    qs = [0.0, 0.1, 0.5, 0.77, 1.0]
+    for combo in ((u8, i8), (i8, u8), (u8, f64), (f64, u8), (u8, i8, f64)):
+        acc = StatsAccumulator(2, quantiles=True)
+        for x in combo:
+            acc.update(x)
+        cols = np.moveaxis(np.concatenate([x.astype(np.float64) for x in combo]), 1, 0).reshape(
+            2, -1
+        )
+        assert np.array_equal(acc.quantile(qs), np.quantile(cols, qs, axis=1))
+        assert acc.quantile_rank_error == 0.0
+    hist_only = StatsAccumulator(2, histogram=True).update(u8).update(i8)
+    values, counts = hist_only.histogram()
+    assert (values[0], values[-1], int(counts.sum())) == (-128, 255, u8.size + i8.size)
+    # a histogram that no longer covers the data is dropped
+    assert hist_only.update(f64).histogram() is None
+
+
+def _rank_error(acc, x3, qs):
+    est = acc.quantile(qs)
+    worst = 0.0
+    for e in range(x3.shape[1]):
+        s = np.sort(x3[:, e, :].ravel())
+        below = np.searchsorted(s, est[:, e], "left")
+        upto = np.searchsorted(s, est[:, e], "right")
+        pos = np.asarray(qs) * (s.size - 1)
+        worst = max(
+            worst, float((np.maximum(0, np.maximum(below - pos, pos - upto)) / s.size).max())
+        )
+    return worst
+
+
+def test_quantile_sketch_rank_error_stays_under_its_bound(monkeypatch):
+    monkeypatch.setattr(S, "_EXACT_QUANTILE_BUDGET", 1 << 18)  # force the sketch on ~10**6 values
+    rng = np.random.default_rng(4)
+    n = 1_200_000
+    x = np.concatenate([rng.standard_t(3, n // 2), rng.exponential(5.0, n - n // 2) + 3.0])
+    x3 = rng.permutation(x).reshape(-1, 2, 1)
+    qs = np.linspace(0, 1, 101)
+    acc = StatsAccumulator(2, quantiles=True)
+    for part in np.array_split(x3, 23):
+        acc.update(part)
+    bound = acc.quantile_rank_error
+    assert 0 < bound < 2e-3
+    assert _rank_error(acc, x3, qs) <= bound
+    # merge: one sketch per part, combined
+    parts = [StatsAccumulator(2, quantiles=True).update(p) for p in np.array_split(x3, 6)]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged.merge(p)
+    assert 0 < merged.quantile_rank_error < 2e-3
+    assert _rank_error(merged, x3, qs) <= merged.quantile_rank_error
+    # deterministic: the same data in the same order gives the same sketch
+    again = StatsAccumulator(2, quantiles=True)
+    for part in np.array_split(x3, 23):
+        again.update(part)
+    assert np.array_equal(again.quantile(qs), acc.quantile(qs))
+
+
+def test_sketch_from_histogram_adds_no_error():
+    sk = S._Sketch(64)
+    values = np.arange(10.0)
+    counts = np.array([5, 0, 300, 7, 1, 1, 0, 1000, 3, 2])
+    sk.add_counts(values, counts)
+    assert sk.n == counts.sum() and sk.err <= (sk.n * 0.05)
+    data = np.repeat(values, counts)
+    est = sk.query(np.linspace(0, 1, 11))
+    pos = np.linspace(0, 1, 11) * (data.size - 1)
+    below, upto = np.searchsorted(data, est, "left"), np.searchsorted(data, est, "right")
+    assert (below <= pos + sk.err).all() and (upto >= pos - sk.err).all()
+
+
+def test_quantile_needs_quantiles_true_and_valid_q():
+    acc = StatsAccumulator(1).update(np.ones((3, 1, 1)))
+    with pytest.raises(NormlabError, match="Rebuild it with quantiles=True"):
+        acc.quantile(0.5)
+    acc = StatsAccumulator(1, quantiles=True).update(np.ones((3, 1, 1)))
+    with pytest.raises(ValueError, match=r"expected values in \[0, 1\]"):
+        acc.quantile(1.5)
+    with pytest.raises(ValueError, match="Build every part with quantiles=True"):
+        acc.merge(StatsAccumulator(1).update(np.ones((3, 1, 1))))
+
+
+# ------------------------------------------------------------------------------------------------ NaN / inf
+
+
+def test_nan_raises_with_counts_first_index_and_fix():
+    x3 = np.ones((10, 2, 3))
+    x3[4, 1, 2] = np.nan
+    x3[7, 0, 0] = np.nan
+    x3[8, 1, 1] = np.inf
+    acc = StatsAccumulator(2).update(np.ones((5, 2, 3)))
+    before = (acc.count, acc.mean)
+    with pytest.raises(NonFiniteError, match="Replace infinite values") as info:
+        acc.update(x3)
+    err = info.value
+    assert (err.n_nan, err.n_inf, err.first_index) == (2, 1, (4, 1, 2))
+    assert isinstance(err, DataError) and isinstance(err, ValueError)
+    # the failed update left the accumulator unchanged
+    assert np.array_equal(acc.count, before[0]) and np.array_equal(acc.mean, before[1])
+    x3[8, 1, 1] = 0.0
+    with pytest.raises(NonFiniteError, match="pass nan='ignore'"):
+        acc.update(x3)
+    copy = pickle.loads(pickle.dumps(err))
+    assert copy.first_index == (4, 1, 2) and copy.n_nan == 2
+
+
+def test_nan_ignore_leaves_nan_out_per_entry():
+    rng = np.random.default_rng(8)
+    x3 = rng.normal(5, 2, (2000, 3, 4))
+    x3[rng.random(x3.shape) < 0.1] = np.nan
+    x3[:, 2, :] = np.nan  # an entry with no values at all
+    acc = StatsAccumulator(3, nan="ignore", quantiles=True)
+    for part in np.array_split(x3, 3):
+        acc.update(part)
+    cols = np.moveaxis(x3, 1, 0).reshape(3, -1)
+    assert acc.count.tolist() == (~np.isnan(cols)).sum(axis=1).tolist()
+    assert acc.n_nan.tolist() == np.isnan(cols).sum(axis=1).tolist()
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        ref_mean, ref_var = np.nanmean(cols, axis=1), np.nanvar(cols, axis=1)
+    np.testing.assert_allclose(acc.mean[:2], ref_mean[:2], rtol=1e-13)
+    np.testing.assert_allclose(acc.var[:2], ref_var[:2], rtol=1e-12)
+    assert np.isnan(acc.mean[2]) and np.isnan(acc.min[2])
+    assert np.array_equal(acc.min[:2], np.nanmin(cols[:2], axis=1))
+    ok = ~np.isnan(cols[0])
+    assert np.array_equal(acc.quantile(0.5)[0], np.quantile(cols[0][ok], 0.5))
+    x3[0, 0, 0] = -np.inf
+    with pytest.raises(NonFiniteError, match="nan='ignore' only skips NaN") as info:
+        StatsAccumulator(3, nan="ignore").update(x3)
+    assert info.value.n_inf == 1 and info.value.first_index == (0, 0, 0)
+
+
+# ------------------------------------------------------------------------------------------------ input errors
+
+
+def test_bad_shapes_dtypes_and_options_name_the_fix():
+    acc = StatsAccumulator(3)
+    with pytest.raises(LayoutError, match="expected a 3-D"):
+        acc.update(np.zeros((4, 3)))
+    with pytest.raises(LayoutError, match="k=3"):
+        acc.update(np.zeros((4, 2, 1)))
+    with pytest.raises(DataTypeError, match="astype"):
+        acc.update(np.zeros((4, 3, 1), complex))
+    with pytest.raises(DataTypeError):
+        acc.update(np.array([[["a"]] * 3]))
+    with pytest.raises(LayoutError, match="same number of entries"):
+        acc.merge(StatsAccumulator(2).update(np.zeros((1, 2, 1))))
+    for kwargs in ({"nan": "skip"}, {"histogram": "yes"}, {"engine": "cuda"}):
+        with pytest.raises(ValueError, match="expected"):
+            StatsAccumulator(3, **kwargs)
+    with pytest.raises(ValueError, match="positive integer"):
+        StatsAccumulator(0)
+
+
+# ------------------------------------------------------------------------------------------------ plumbing
+
+
+def test_pickle_round_trip_keeps_everything():
+    rng = np.random.default_rng(9)
+    acc = StatsAccumulator(2, quantiles=True).update(
+        rng.integers(0, 255, (300, 2, 2), dtype=np.uint8)
+    )
+    facc = StatsAccumulator(2, quantiles=True).update(rng.normal(size=(300, 2, 2)))
+    for a in (acc, facc):
+        b = pickle.loads(pickle.dumps(a))
+        assert _same(a, b) and np.array_equal(a.quantile([0.2, 0.9]), b.quantile([0.2, 0.9]))
+        b.update(rng.integers(0, 9, (3, 2, 2), dtype=np.uint8))  # keeps working
+    assert "StatsAccumulator(k=2" in repr(acc)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.float64, np.float32], ids=lambda d: np.dtype(d).name
+)
+def test_memory_is_bounded_by_the_chunk_not_the_data(dtype, engine):
+    x3 = np.ones((4_000_000 // np.dtype(dtype).itemsize, 3, 1), dtype)  # 12 MB
+    StatsAccumulator(3, engine=engine).update(x3[:1000])  # compile / warm up outside the trace
+    tracemalloc.start()
+    try:
+        StatsAccumulator(3, engine=engine).update(x3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB for {x3.nbytes / 2**20:.0f} MB of data"
+
+
+@pytest.mark.skipif(
+    not (DATA / "mnist" / "train-images-idx3-ubyte.gz").exists(), reason="shared data missing"
+)
+def test_mnist_train_pixels_give_the_published_mean_and_std():
+    raw = gzip.decompress((DATA / "mnist" / "train-images-idx3-ubyte.gz").read_bytes())
+    assert int.from_bytes(raw[:4], "big") == 2051
+    n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
+    x = np.frombuffer(raw, np.uint8, offset=16).reshape(n, h, w, 1)
+    acc = StatsAccumulator(1)
+    for part in np.array_split(x, 7):  # streamed, like a loader would
+        acc.update(part.reshape(-1, 1, 1))
+    assert acc.count[0] == 60000 * 28 * 28
+    assert round(acc.mean[0] / 255, 6) == 0.130660
+    assert round(acc.std[0] / 255, 6) == 0.308108
