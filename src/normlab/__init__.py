@@ -50,6 +50,9 @@ from normlab.errors import (
 # Submodules and functions that pull in optional dependencies: loaded on first attribute access.
 _LAZY = {
     "data": ("normlab.data", None),
+    "check": ("normlab.check", None),  # the package is callable: normlab.check(x_train, ...)
+    "compare": ("normlab.experiments", "compare"),
+    "report": ("normlab.experiments", "report"),
 }
 
 
@@ -79,6 +82,9 @@ __all__ = [
     "Scale",
     "Standardize",
     "__version__",
+    "check",
+    "compare",
     "load",
+    "report",
     "stats",
 ]

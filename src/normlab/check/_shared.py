@@ -1,0 +1,107 @@
+"""Summaries several checks share: the explanation of normalized data, and what the model is fed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from normlab.check._explain import Explanation, explain
+from normlab.check._inputs import Context
+
+__all__ = ["Fed", "constant_mask", "explanation", "fed"]
+
+_EPS = np.finfo(np.float64).eps
+
+
+def constant_mask(count: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """scikit-learn's test for a variance that is zero up to rounding (``_is_constant_feature``).
+
+    ``var <= n * eps * var + (n * mean * eps) ** 2``: the error bound of the variance computed in
+    float64 from ``n`` values. normlab's ``Standardize`` uses the same bound.
+    """
+    n = np.asarray(count, dtype=np.float64)
+    var = np.asarray(var, dtype=np.float64)
+    bound = n * _EPS * var + (n * np.asarray(mean, dtype=np.float64) * _EPS) ** 2
+    return (var <= bound) | (var == 0)
+
+
+def explanation(ctx: Context, raw_role: str, norm_role: str) -> Explanation | None:
+    """How the ``norm_role`` array follows from ``raw_role`` (cached; None unless both are given)."""
+    raw, norm = ctx.get(raw_role), ctx.get(norm_role)
+    if raw is None or norm is None:
+        return None
+
+    def compute() -> Explanation:
+        idx = ctx.sample_index(raw.n)
+        return explain(raw.subsample(idx), norm.subsample(idx), channel_axis=ctx.channel_axis,
+                       has_channel=ctx.has_channel, is_image=ctx.is_image, z_dtype=norm.x.dtype, index=idx)
+
+    return ctx.cached(("explain", raw_role, norm_role), compute)
+
+
+@dataclass
+class Fed:
+    """Per-entry statistics of what the model is fed (entries of ``mode``: channels, features, or one)."""
+
+    role: str  # the finding's subject
+    label: str  # how messages name it
+    how: str  # "normalized": given as such; "derived": training data after the given statistics;
+    #           "as-given": the training data, assumed to be fed as it is
+    mode: str
+    mean: np.ndarray
+    std: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    count: np.ndarray
+    dtype: np.dtype
+    names: list[str]
+
+    @property
+    def rms(self) -> np.ndarray:
+        return np.sqrt(self.mean**2 + self.std**2)
+
+
+def fed(ctx: Context) -> Fed | None:
+    """Statistics of the data the model sees: the normalized data, or the training data after the given
+    statistics, or else the training data itself (assumed to be fed as it is)."""
+
+    def compute() -> Fed | None:
+        mode = ctx.mode
+        names = ctx.entry_names(mode, ctx.names_for("train"))
+        z = ctx.Z
+        if z is not None:
+            s = z.stats(mode, ctx.channel_axis)
+            return Fed("normalized", z.label, "normalized", mode, *_ravel(s), z.x.dtype, names)
+        x, g = ctx.X, ctx.given
+        if x is None:
+            return None
+        if g is not None and g.size > 0:
+            s = x.stats(mode, ctx.channel_axis)
+            k = ctx.data_scale(g)
+            c, sc = g.center, np.where(g.scale == 0, 1.0, g.scale)
+            lo, hi = (np.ravel(s.min) / k - c) / sc, (np.ravel(s.max) / k - c) / sc
+            return Fed("stats", "the training data after the given statistics", "derived", mode,
+                       (np.ravel(s.mean) / k - c) / sc, np.ravel(np.sqrt(s.var)) / k / np.abs(sc),
+                       np.minimum(lo, hi), np.maximum(lo, hi), np.ravel(s.count), np.dtype(np.float64), names)
+        if g is not None and g.normalizer is not None:  # a per-sample normalizer: transform a subsample
+            from normlab.core.summary import stats
+
+            idx = ctx.sample_index(x.n)
+            out = g.normalizer.transform(x.x[idx].reshape(len(idx), *x.user_shape[1:]))
+            out = out.reshape(len(idx), *ctx.internal_shape)
+            if mode == "global":
+                s = stats(out.reshape(len(idx), -1, 1), per="channel", quantiles=())
+            else:
+                s = stats(out, per=mode, channel_axis=ctx.channel_axis, quantiles=())
+            return Fed("stats", "the training data after the given normalizer", "derived", mode, *_ravel(s),
+                       out.dtype, names)
+        s = x.stats(mode, ctx.channel_axis)
+        return Fed("train", x.label, "as-given", mode, *_ravel(s), x.x.dtype, names)
+
+    return ctx.cached("fed", compute)
+
+
+def _ravel(s: object) -> tuple[np.ndarray, ...]:
+    return (np.ravel(s.mean), np.ravel(np.sqrt(s.var)), np.ravel(s.min), np.ravel(s.max),  # type: ignore[attr-defined]
+            np.ravel(s.count))  # type: ignore[attr-defined]

@@ -1,0 +1,246 @@
+"""The sweep runner: run every missing (model, method, init seed, order seed) in worker processes.
+
+Workers are started with the ``spawn`` context (PyTorch and ``fork`` do not mix), each limited to
+``cores // workers`` threads. They read the splits, already preprocessed by the parent with each method's
+fitted normalizers, from ``.cache/`` in the run folder, build the model under the run's init seed, train,
+and send the result back. Only the parent writes to the store, one transaction per finished run, as results arrive.
+A worker whose parent dies (even by SIGKILL) exits within a second.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from normlab.experiments._common import CompareError
+from normlab.experiments.train import RunResult, TrainSettings
+
+__all__ = ["execute_tasks", "run_task"]
+
+_STATE: dict[str, Any] = {}
+
+
+# --------------------------------------------------------------------------------------------------
+# Inside a worker (or in-process)
+# --------------------------------------------------------------------------------------------------
+
+
+def _prepared(task: dict[str, Any], device: Any) -> tuple[Any, ...]:
+    """The run's preprocessed splits as tensors on ``device`` (kept for the next run of the same method)."""
+    import torch
+
+    files = task["files"]
+    key = (tuple(files), str(device))
+    cached = _STATE.get("prepared")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    _STATE.pop("prepared", None)  # free the previous method's tensors first
+    tensors = tuple(torch.from_numpy(np.load(f)).to(device) for f in files)
+    _STATE["prepared"] = (key, tensors)
+    return tensors
+
+
+def run_task(
+    task: dict[str, Any],
+    settings: TrainSettings,
+    device: str,
+    *,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Run one task: prepare data, build the model under its init seed, train under its order seed."""
+    import torch
+
+    from normlab.experiments.models import build_model
+
+    dev = torch.device(device)
+    data = _prepared(task, dev)
+    t0 = time.perf_counter()
+    torch.manual_seed(task["init_seed"])  # weights are drawn on the CPU: the same on every device
+    model = build_model(
+        task["model_spec"],
+        tuple(task["sample_shape"]),
+        task["n_classes"],
+        batchnorm_input=task["batchnorm_input"],
+        batchnorm_all=task["batchnorm_all"],
+    ).to(dev)
+    from normlab.experiments.train import train_run
+
+    result = train_run(model, data, settings, task["order_seed"], on_epoch=on_epoch)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            os._exit(3)
+
+
+def _worker_main(
+    task_q: Any, result_q: Any, threads: int, parent_pid: int, settings: TrainSettings, device: str
+) -> None:
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    while True:
+        task = task_q.get()
+        if task is None:
+            return
+        key = task["key"]
+
+        def report(epoch: int, record: dict[str, float], key: str = key) -> None:
+            result_q.put(("epoch", key, epoch))
+
+        try:
+            result = run_task(task, settings, device, on_epoch=report)
+        except BaseException as e:  # sent to the parent, which stops the sweep with this message
+            plain = str(e) if isinstance(e, CompareError) else None
+            result_q.put(("error", key, f"{type(e).__name__}: {e}", traceback.format_exc(), plain))
+            return
+        result_q.put(("done", key, result))
+
+
+# --------------------------------------------------------------------------------------------------
+# In the parent
+# --------------------------------------------------------------------------------------------------
+
+
+def execute_tasks(
+    tasks: Sequence[dict[str, Any]],
+    settings: TrainSettings,
+    *,
+    device: str,
+    workers: int,
+    threads: int,
+    on_result: Callable[[dict[str, Any], RunResult], None],
+    on_epoch: Callable[[str, int], None] | None = None,
+) -> None:
+    """Run ``tasks`` and hand each finished one to ``on_result`` (which commits it) as it arrives.
+
+    ``workers == 1`` runs in this process; more start that many spawned worker processes.
+    """
+    if not tasks:
+        return
+    if workers <= 1:
+        _execute_inline(tasks, settings, device, threads, on_result, on_epoch)
+        return
+    ctx = mp.get_context("spawn")
+    task_q, result_q = ctx.Queue(), ctx.Queue()
+    n_workers = min(workers, len(tasks))
+    for t in tasks:
+        task_q.put(t)
+    for _ in range(n_workers):
+        task_q.put(None)
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(task_q, result_q, threads, os.getpid(), settings, device),
+            daemon=True,
+            name=f"normlab-compare-{i}",
+        )
+        for i in range(n_workers)
+    ]
+    by_key = {t["key"]: t for t in tasks}
+    pending = set(by_key)
+    try:
+        for p in procs:
+            p.start()
+        while pending:
+            try:
+                msg = result_q.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead or all(p.exitcode is not None for p in procs):
+                    time.sleep(0.2)  # let a last message arrive
+                    if result_q.empty():
+                        code = dead[0].exitcode if dead else 0
+                        raise CompareError(
+                            f"a worker process stopped (exit code {code}) with {len(pending)} run(s) unfinished; "
+                            "expected it to finish its runs (out of memory?). Finished runs are saved: run the "
+                            "same command again to resume, with fewer --workers if memory is short."
+                        ) from None
+                continue
+            kind, key = msg[0], msg[1]
+            if kind == "epoch":
+                if on_epoch is not None:
+                    on_epoch(key, msg[2])
+            elif kind == "done":
+                pending.discard(key)
+                on_result(by_key[key], msg[2])
+            else:
+                _raise_task_error(by_key[key], msg[2], msg[3], msg[4])
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
+        task_q.cancel_join_thread()
+        result_q.cancel_join_thread()
+
+
+def _raise_task_error(task: dict[str, Any], message: str, tb: str, plain: str | None) -> None:
+    if plain is not None:
+        raise CompareError(plain)
+    raise CompareError(
+        f"run {task['key']} failed with {message}; expected training to finish or diverge. Finished runs are "
+        f"saved; fix the cause and run the same command again to resume.\n{tb.rstrip()}"
+    )
+
+
+def _execute_inline(
+    tasks: Sequence[dict[str, Any]],
+    settings: TrainSettings,
+    device: str,
+    threads: int,
+    on_result: Callable[[dict[str, Any], RunResult], None],
+    on_epoch: Callable[[str, int], None] | None,
+) -> None:
+    import torch
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for task in tasks:
+
+            def report(epoch: int, record: dict[str, float], key: str = task["key"]) -> None:
+                if on_epoch is not None:
+                    on_epoch(key, epoch)
+
+            try:
+                result = run_task(task, settings, device, on_epoch=report)
+            except CompareError:
+                raise
+            except Exception as e:
+                _raise_task_error(task, f"{type(e).__name__}: {e}", traceback.format_exc(), None)
+            on_result(task, result)
+    finally:
+        torch.set_num_threads(old_threads)
+        _STATE.clear()
+
+
+def default_workers(n_tasks: int, device: str, cores: int) -> int:
+    """Workers when ``--workers`` is not given: one per core on a CPU; a few sharing one GPU."""
+    if device.startswith("cuda"):
+        return max(1, min(n_tasks, cores, 4))
+    return max(1, min(n_tasks, cores))
+
+
+def threads_per_worker(cores: int, workers: int) -> int:
+    return max(1, math.floor(cores / max(1, workers)))

@@ -1,0 +1,62 @@
+"""``normlab compare`` and ``normlab report`` on the command line: table on stdout, errors as one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from normlab.cli.main import main
+
+
+def test_compare_prints_the_table_and_the_report_path(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["compare", "--data", "breast-cancer", "--limit", "120", "--methods", "none,standardize",
+                 "--model", "logreg", "--seeds", "2", "--epochs", "2", "--workers", "1", "--threads", "1",
+                 "--quiet", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    lines = captured.out.splitlines()
+    assert lines[0].split()[:3] == ["method", "runs", "diverged"]
+    assert lines[2].startswith("none (baseline)") and lines[3].startswith("standardize")
+    assert lines[-1] == f"report: {out / 'report.html'}"
+    assert (out / "report.html").is_file()
+
+    code = main(["report", str(out), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["method"] for r in data["summary"]] == ["none", "standardize"]
+    assert data["summary"][0]["t_p"] is None  # NaN becomes null in JSON
+
+
+def test_list_shows_methods_models_and_presets(capsys):
+    assert main(["compare", "--list"]) == 0
+    text = capsys.readouterr().out
+    for name in (
+        "minmax-sample",
+        "l2-axis1",
+        "batchnorm-all",
+        "lenet",
+        "gru",
+        "mnist-cnn",
+        "tabular-logreg",
+    ):
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "fix"),
+    [
+        (
+            ["compare", "--methods", "none,zscore"],
+            "expected one of none, scale, max, center, standardize",
+        ),
+        (["compare", "--model", "resnet"], "expected one of logreg, mlp, lenet, cnn, lstm, gru"),
+        (["compare", "--preset", "mnist"], "expected one of mnist-cnn, rows-lstm, tabular-logreg"),
+        (["compare", "--preset", "mnist-cnn"], "expected --data mnist:DIR"),
+        (["report", "no/such/folder"], "expected the --out folder of a `normlab compare` run"),
+    ],
+)
+def test_mistakes_exit_1_with_the_fix_on_stderr(argv, fix, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and fix in err.replace("\n  ", " ")

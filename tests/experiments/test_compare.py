@@ -1,0 +1,155 @@
+"""End to end: a small real sweep writes every file, resumes to a no-op, refuses another configuration,
+reproduces its numbers in worker processes, and escapes user-provided names in the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from normlab.experiments import CompareError, compare, report
+from normlab.experiments.report import SUMMARY_COLUMNS
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_sweep_writes_the_run_folder(sweep):
+    d = sweep.rundir
+    for name in (
+        "results.sqlite",
+        "report.html",
+        "curves.png",
+        "final.png",
+        "summary.csv",
+        "epochs.csv",
+        "config.json",
+    ):
+        assert (d / name).is_file(), name
+    assert not (d / ".cache").exists()
+    assert (d / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = _read_csv(d / "summary.csv")
+    assert list(summary[0]) == list(SUMMARY_COLUMNS)
+    assert [(r["model"], r["method"]) for r in summary] == [
+        (m, meth)
+        for m in ("net<img src=x onerror=alert(1)>.py:build", "logreg")
+        for meth in ("none", "standardize", "standardize+batchnorm-all")
+    ]
+    assert all(r["n_runs"] == "2" for r in summary)
+    epochs = _read_csv(d / "epochs.csv")
+    assert len(epochs) == 2 * 3 * 2 * 2  # models × methods × seeds × epochs
+    assert {r["epoch"] for r in epochs} == {"1", "2"}
+    assert all(0 <= float(r["val_acc"]) <= 1 for r in epochs)
+    config = json.loads((d / "config.json").read_text())
+    assert (
+        config["identity"]["data"]["n_train"] == 225 and config["identity"]["data"]["n_val"] == 75
+    )
+    assert config["identity"]["seeds"]["pairs"] == [[0, 0], [1, 1]]
+
+
+def test_summary_rows_match_the_epochs(sweep):
+    epochs = _read_csv(sweep.rundir / "epochs.csv")
+    for row in sweep.summary:
+        finals = [
+            float(e["val_acc"])
+            for e in epochs
+            if e["model"] == row["model"] and e["method"] == row["method"] and e["epoch"] == "2"
+        ]
+        assert row["final_val_acc_mean"] == pytest.approx(sum(finals) / len(finals))
+        assert row["ci_low"] <= row["final_val_acc_mean"] <= row["ci_high"]
+        assert row["baseline"] == "none"
+        assert math.isnan(row["t_p"]) == (row["method"] == "none")
+
+
+def test_same_command_again_trains_nothing(sweep, run_sweep):
+    again = run_sweep(sweep.rundir)
+    assert again.ran == [] and again.n_skipped == 12 and again.n_finished == 12
+    assert [r["final_val_acc_mean"] for r in again.summary] == [
+        r["final_val_acc_mean"] for r in sweep.summary
+    ]
+
+
+def test_another_configuration_in_the_same_folder_is_refused(sweep, run_sweep):
+    with pytest.raises(
+        CompareError, match=r"differs in epochs: 2 → 3.*Choose another --out folder"
+    ):
+        run_sweep(sweep.rundir, epochs=3)
+
+
+def test_same_configuration_reproduces_the_same_numbers_in_worker_processes(
+    sweep, run_sweep, tmp_path
+):
+    # a run's numbers depend on its identity only: the same runs, alone in another folder, trained by
+    # spawned worker processes, give bit-identical records
+    subset = run_sweep(
+        tmp_path / "b", workers=2, methods="standardize+batchnorm-all", model=["logreg"]
+    )
+    assert len(subset.ran) == 2
+
+    def numbers(d):
+        return [
+            {k: v for k, v in r.items() if k != "seconds"}
+            for r in _read_csv(d / "epochs.csv")
+            if r["model"] == "logreg" and r["method"] == "standardize+batchnorm-all"
+        ]
+
+    assert len(numbers(subset.rundir)) == 4
+    assert numbers(subset.rundir) == numbers(sweep.rundir)
+
+
+def test_user_provided_names_are_escaped_in_the_html(sweep):
+    page = (sweep.rundir / "report.html").read_text()
+    assert "<img src=x" not in page
+    assert "net&lt;img src=x onerror=alert(1)&gt;.py:build" in page
+    assert "<b>&</b>" not in page and "digits &lt;b&gt;&amp;&lt;/b&gt; &#x27;q&#x27;" in page
+    assert "http://" not in page and "https://" not in page
+
+
+def test_report_rebuilds_the_files(sweep):
+    d = sweep.rundir
+    before = (d / "summary.csv").read_text()
+    for name in ("summary.csv", "report.html", "curves.png", "final.png"):
+        (d / name).unlink()
+    rebuilt = report(d)
+    assert (d / "summary.csv").read_text() == before
+    assert rebuilt.report_path.is_file() and (d / "final.png").is_file()
+    with pytest.raises(CompareError, match="expected one of them"):
+        report(d, baseline="robust")
+    with pytest.raises(CompareError, match="not a comparison run folder"):
+        report(d / "nothing-here")
+
+
+def test_configuration_errors_are_raised_before_training(tmp_path):
+    with pytest.raises(CompareError, match="baseline 'max' is not among the methods"):
+        compare("digits", methods="none,center", baseline="max", out=tmp_path / "x", progress=False)
+    with pytest.raises(CompareError, match="expected one design"):
+        compare("digits", seeds=2, init_seeds=2, out=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_factorial_seeds_cover_every_combination(tmp_path, tiny_digits):
+    r = compare(
+        tiny_digits(120),
+        methods="none",
+        model="logreg",
+        init_seeds=2,
+        order_seeds=3,
+        epochs=1,
+        workers=1,
+        threads=1,
+        out=tmp_path / "f",
+        progress=False,
+    )
+    keys = sorted(r.ran)
+    assert len(keys) == 6
+    assert {k.split("|", 2)[2] for k in keys} == {
+        f"init={i}|order={o}" for i in (0, 1) for o in (0, 1, 2)
+    }
+    assert (
+        json.loads((r.rundir / "config.json").read_text())["identity"]["data"]["name"]
+        == "digits <b>&</b> 'q' $x"
+    )

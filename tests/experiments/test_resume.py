@@ -1,0 +1,139 @@
+"""A sweep killed with SIGKILL in the middle of training resumes without repeating or losing a run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SLOW_MODEL = textwrap.dedent("""
+    import time
+    import torch
+
+    class Slow(torch.nn.Module):
+        def __init__(self, n_in, n_classes):
+            super().__init__()
+            self.fc = torch.nn.Linear(n_in, n_classes)
+
+        def forward(self, x):
+            time.sleep(0.01)  # slow without using the CPU, so that the kill lands mid-epoch
+            return self.fc(x.flatten(1))
+
+    def build(input_shape, n_classes):
+        return Slow(int(torch.tensor(input_shape).prod()), n_classes)
+""")
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from normlab.experiments import compare
+    compare(sys.argv[4], validation_split=0.25, methods="none,batchnorm-input", model=sys.argv[2], seeds=3,
+            epochs=4, batch_size=16, workers=int(sys.argv[3]), threads=1, out=sys.argv[1], progress=False,
+            write_report=False)
+""")
+
+
+def _finished(db: Path) -> dict[str, tuple]:
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = con.execute(
+            "SELECT run_key, finished_at, session, seconds, epochs_done FROM runs"
+        ).fetchall()
+        n_epochs = dict(
+            con.execute("SELECT run_key, COUNT(*) FROM epochs GROUP BY run_key").fetchall()
+        )
+    except sqlite3.OperationalError:  # tables not created yet
+        return {}
+    finally:
+        con.close()
+    return {r[0]: (*r[1:], n_epochs.get(r[0], 0)) for r in rows}
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    pids = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if tag.encode() in env.read_bytes():
+                pids.append(int(env.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.slow
+def test_sigkill_mid_sweep_then_resume_finishes_only_the_missing_runs(tmp_path):
+    model = tmp_path / "slow.py"
+    model.write_text(SLOW_MODEL)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    data = f"npz:{tmp_path / 'data.npz'}"
+    out = tmp_path / "run"
+    db = out / "results.sqlite"
+    tag = f"NORMLAB_TEST_TAG={uuid.uuid4().hex}"
+    env = {**os.environ, "NORMLAB_PROGRESS": "0", tag.split("=")[0]: tag.split("=")[1]}
+    with subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(out), f"{model}:build", "2", data],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        deadline = time.monotonic() + 120
+        while len(_finished(db)) < 2:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"the sweep ended before it was killed: {proc.stderr.read().decode()[-2000:]}"
+                )
+            assert time.monotonic() < deadline, "no run finished within 120 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = _finished(db)
+    assert 2 <= len(before) < 6, "the kill should land in the middle of the sweep"
+    assert all(v[3] == 4 and v[4] == 4 for v in before.values()), (
+        "a committed run has all its epochs"
+    )
+    if Path("/proc").is_dir():  # orphaned workers notice their parent is gone and exit
+        for _ in range(100):
+            if not _tagged_processes(tag):
+                break
+            time.sleep(0.1)
+        assert _tagged_processes(tag) == []
+
+    from normlab.experiments import compare
+
+    result = compare(
+        data,
+        validation_split=0.25,
+        methods="none,batchnorm-input",
+        model=f"{model}:build",
+        seeds=3,
+        epochs=4,
+        batch_size=16,
+        workers=1,
+        threads=1,
+        out=out,
+        progress=False,
+        write_report=False,
+    )
+    after = _finished(db)
+    assert len(after) == 6 == result.n_finished
+    assert sorted(result.ran) == sorted(
+        set(after) - set(before)
+    )  # only the missing runs were trained
+    assert result.n_skipped == len(before)
+    assert {
+        k: after[k] for k in before
+    } == before  # finished runs untouched: same time, session, epochs
+    assert all(after[k][1] == 2 for k in result.ran)  # trained in the second session
+    assert not (out / ".cache").exists()
