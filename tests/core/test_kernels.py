@@ -24,10 +24,8 @@ ENGINES = [
 
 @pytest.fixture(params=ENGINES)
 def engine(request, monkeypatch):
-    if request.param == "numpy":
-        monkeypatch.setenv("NORMLAB_ENGINE", "numpy")
-    else:
-        monkeypatch.delenv("NORMLAB_ENGINE", raising=False)
+    # "auto" with NORMLAB_ENGINE=numba: the compiled kernels even for these small arrays
+    monkeypatch.setenv("NORMLAB_ENGINE", "numpy" if request.param == "numpy" else "numba")
     return request.param
 
 
@@ -143,7 +141,7 @@ def test_numba_and_numpy_paths_are_identical(dtype, exact, monkeypatch):
     shift, inv = _params(rng, (1, 1, 1, 3))
     monkeypatch.setenv("NORMLAB_ENGINE", "numpy")
     a = affine_transform(x, shift, inv, exact=exact)
-    monkeypatch.delenv("NORMLAB_ENGINE")
+    monkeypatch.setenv("NORMLAB_ENGINE", "numba")
     b = affine_transform(x, shift, inv, exact=exact)
     assert np.array_equal(a, b)
 
@@ -189,3 +187,30 @@ def test_large_arrays_split_across_threads_give_the_same_result(monkeypatch):
     single = affine_transform(x, shift, inv)
     monkeypatch.setenv("NORMLAB_THREADS", "3")
     assert np.array_equal(affine_transform(x, shift, inv), single)
+
+
+def test_per_sample_parameters_and_strided_views_use_bounded_slabs(engine, monkeypatch):
+    monkeypatch.setattr(_kernels, "_SLAB_BYTES", 4096)  # many slabs
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (50, 6, 7, 3), dtype=np.uint8)
+    for pshape in ((50, 1, 1, 1), (50, 1, 1, 3)):  # per="sample", per="sample-channel"
+        shift, inv = _params(rng, pshape)
+        y = affine_transform(x, shift, inv, exact=True)
+        assert np.array_equal(y, _reference(x, shift, inv, np.float32))
+        # each sample alone (parameters constant along axis 0: the contiguous path) gives the same values
+        for exact in (False, True):
+            y = affine_transform(x, shift, inv, exact=exact)
+            for i in (0, 17, 49):
+                alone = affine_transform(
+                    x[i : i + 1], shift[i : i + 1], inv[i : i + 1], exact=exact
+                )
+                assert np.array_equal(alone[0], y[i])
+    # a strided view gives exactly what its contiguous copy gives, in fast mode too
+    shift, inv = _params(rng, (1, 1, 1, 3))
+    view = x[:, ::2]
+    assert np.array_equal(
+        affine_transform(view, shift, inv), affine_transform(np.ascontiguousarray(view), shift, inv)
+    )
+    out = np.empty((7, 50, 6, 3), np.float32).transpose(1, 2, 0, 3)  # non-contiguous out
+    affine_transform(x, shift, inv, out=out, exact=True)
+    assert np.array_equal(out, _reference(x, shift, inv, np.float32))

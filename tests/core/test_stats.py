@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import tracemalloc
 from fractions import Fraction
@@ -279,11 +280,48 @@ def test_worker_threads_do_not_change_results(dtype, monkeypatch):
     assert np.array_equal(out[0].quantile([0.2, 0.7]), out[1].quantile([0.2, 0.7]))
 
 
+def test_without_numba_everything_runs_on_numpy(monkeypatch):
+    from normlab.core import _numba
+
+    monkeypatch.setitem(_numba._STATE, "ok", False)  # as if numba were not installed
+    monkeypatch.delenv("NORMLAB_ENGINE", raising=False)
+    assert S._resolve_engine("auto") == "numpy"
+    x3 = np.arange(60, dtype=np.uint8).reshape(10, 3, 2)
+    assert np.array_equal(StatsAccumulator(3).update(x3).mean, x3.mean(axis=(0, 2)))
+    with pytest.raises(ValueError, match=r"pip install 'normlab\[fast\]'"):
+        StatsAccumulator(3, engine="numba")
+
+
+def test_small_updates_never_import_numba():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from normlab.core.stats import StatsAccumulator\n"
+        "from normlab.core._kernels import affine_transform\n"
+        "StatsAccumulator(3, quantiles=True).update(np.ones((100, 3, 1), np.uint8))\n"
+        "affine_transform(np.ones((10, 3), np.uint8), np.zeros(3), np.ones(3))\n"
+        "print('numba' in sys.modules)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "NORMLAB_ENGINE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "False"
+
+
 def test_environment_variable_forces_numpy(monkeypatch):
     monkeypatch.setenv("NORMLAB_ENGINE", "numpy")
     assert S._resolve_engine("auto") == "numpy"
     assert S._resolve_engine("numba") == "numpy"
     StatsAccumulator(1, engine="numba")  # accepted: the environment wins
+    monkeypatch.setenv("NORMLAB_ENGINE", "numba")
+    assert S._resolve_engine("auto", 10) == ("numba" if HAVE_NUMBA else "numpy")
+    monkeypatch.delenv("NORMLAB_ENGINE")
+    if HAVE_NUMBA:  # auto: small updates stay on NumPy (no compilation), big ones go to numba
+        assert S._resolve_engine("auto", 1000) == "numpy"
+        assert S._resolve_engine("auto", 1 << 30) == "numba"
 
 
 # ------------------------------------------------------------------------------------------------ accuracy

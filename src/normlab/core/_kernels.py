@@ -23,12 +23,21 @@ __all__ = ["affine_transform"]
 _ROW_TARGET = 2048
 #: Elements processed per block (fits the L2 cache with its float64 scratch).
 _BLOCK = 1 << 16
+#: Outputs at least this big use the compiled kernels when numba is installed.
+_NUMBA_MIN_BYTES = 1 << 23
+#: Slab size (bytes of float64 work) for non-contiguous input and per-sample parameters.
+_SLAB_BYTES = 1 << 22
 #: Outputs at least this big use the worker threads on the NumPy path.
 _PARALLEL_BYTES = 1 << 23
 
 
-def _use_numba() -> bool:
-    if os.environ.get("NORMLAB_ENGINE", "").strip().lower() == "numpy":
+def _use_numba(nbytes: int) -> bool:
+    """Compiled kernels for big outputs (same results; small calls never wait for a first compilation).
+
+    ``NORMLAB_ENGINE=numpy`` turns them off, ``NORMLAB_ENGINE=numba`` uses them whatever the size.
+    """
+    env = os.environ.get("NORMLAB_ENGINE", "").strip().lower()
+    if env == "numpy" or (env != "numba" and nbytes < _NUMBA_MIN_BYTES):
         return False
     from normlab.core import _numba
 
@@ -112,10 +121,25 @@ def affine_transform(x, shift, inv_scale, *, out=None, dtype=np.float32, exact=F
     if x.size == 0:
         return out
 
-    # ---- reduce to one parameter row of length T repeated over R rows
     nd = x.ndim
     sp = shift.reshape((1,) * (nd - shift.ndim) + shift.shape)
     ip = inv_scale.reshape((1,) * (nd - inv_scale.ndim) + inv_scale.shape)
+    per_sample = sp.shape[0] > 1 or ip.shape[0] > 1
+    nb = out.dtype in (np.float32, np.float64) and _use_numba(out.nbytes)
+    if per_sample or not (x.flags.c_contiguous and out.flags.c_contiguous):
+        _affine_slabs(x, sp, ip, out, exact, per_sample, nb)
+    else:
+        _affine_contiguous(x, sp, ip, out, exact, nb)
+    return out
+
+
+def _affine_contiguous(x, sp, ip, out, exact, nb) -> None:
+    """C-contiguous ``x`` and ``out``; parameters constant along axis 0.
+
+    With ``j`` the first axis along which a parameter varies, ``x`` is ``(R, T)`` with ``T = prod(shape[j:])``
+    and one parameter row of length ``T`` (at most one sample's worth).
+    """
+    nd = x.ndim
     j = nd
     for ax in range(nd):
         if sp.shape[ax] > 1 or ip.shape[ax] > 1:
@@ -124,13 +148,8 @@ def affine_transform(x, shift, inv_scale, *, out=None, dtype=np.float32, exact=F
     tail = x.shape[j:]
     T = prod(tail)
     R = prod(x.shape[:j])
-    sh_row = np.broadcast_to(sp.reshape(sp.shape[j:]) if j < nd else sp.reshape(()), tail).ravel()
-    inv_row = np.broadcast_to(ip.reshape(ip.shape[j:]) if j < nd else ip.reshape(()), tail).ravel()
-
-    if not (x.flags.c_contiguous and out.flags.c_contiguous):
-        _affine_general(x, shift, inv_scale, out, exact)
-        return out
-
+    sh_row = np.broadcast_to(sp.reshape(sp.shape[j:]), tail).ravel()
+    inv_row = np.broadcast_to(ip.reshape(ip.shape[j:]), tail).ravel()
     x2 = x.reshape(R, T)
     o2 = out.reshape(R, T)
     m = 1 if T >= _ROW_TARGET else min(R, -(-_ROW_TARGET // T))
@@ -143,17 +162,51 @@ def affine_transform(x, shift, inv_scale, *, out=None, dtype=np.float32, exact=F
             o2[:main].reshape(main // m, m * T),
             exact,
             T,
+            nb,
         )
     if main < R:
-        _affine_rows(x2[main:], sh_row, inv_row, o2[main:], exact, T)
-    return out
+        _affine_rows(x2[main:], sh_row, inv_row, o2[main:], exact, T, nb)
 
 
-def _affine_general(x, shift, inv_scale, out, exact) -> None:
-    """Any layout: float64 arithmetic, one rounding (used for non-contiguous arrays)."""
-    tmp = np.subtract(x, shift, dtype=np.float64)
-    np.multiply(tmp, inv_scale, out=tmp)
-    np.copyto(out, tmp, casting="same_kind")
+def _affine_slabs(x, sp, ip, out, exact, per_sample, nb) -> None:
+    """Non-contiguous arrays or per-sample parameters: work through slabs of samples (O(slab) memory).
+
+    Slabs of a non-contiguous ``x`` are copied and take the contiguous path; parameters that vary along
+    axis 0 are applied by broadcasting per slab with the same arithmetic. Either way the result equals what
+    the contiguous path gives for the same values and parameters.
+    """
+    n = x.shape[0]
+    per_row = max(1, (x.size // max(n, 1)) * 8)
+    rows = max(1, _SLAB_BYTES // per_row)
+    for i0 in range(0, n, rows):
+        i1 = min(n, i0 + rows)
+        xs = x[i0:i1]
+        os_ = out[i0:i1]
+        if per_sample:
+            ps = sp[i0:i1] if sp.shape[0] > 1 else sp
+            qs = ip[i0:i1] if ip.shape[0] > 1 else ip
+            _affine_broadcast(xs, ps, qs, os_, exact)
+            continue
+        xs = np.ascontiguousarray(xs)
+        if os_.flags.c_contiguous:
+            _affine_contiguous(xs, sp, ip, os_, exact, nb)
+        else:
+            tmp = np.empty(xs.shape, out.dtype)
+            _affine_contiguous(xs, sp, ip, tmp, exact, nb)
+            np.copyto(os_, tmp)
+
+
+def _affine_broadcast(xs, ps, qs, os_, exact) -> None:
+    """Plain broadcasting with the same arithmetic as :func:`_affine_rows` (so results never depend on the
+    path): float32 ``x * a + b`` for the fast small-integer mode, else float64 and one rounding."""
+    if xs.dtype.kind in "iu" and xs.dtype.itemsize <= 2 and not exact and os_.dtype != np.float64:
+        tmp = xs.astype(np.float32)
+        np.multiply(tmp, qs.astype(np.float32), out=tmp)
+        np.add(tmp, (-ps * qs).astype(np.float32), out=tmp)
+    else:
+        tmp = np.subtract(xs, ps, dtype=np.float64)
+        np.multiply(tmp, qs, out=tmp)
+    np.copyto(os_, tmp, casting="same_kind")
 
 
 def _lut_index(sh_row: np.ndarray, inv_row: np.ndarray, period: int):
@@ -163,7 +216,7 @@ def _lut_index(sh_row: np.ndarray, inv_row: np.ndarray, period: int):
     return uniq, inverse.reshape(-1)
 
 
-def _affine_split(x2, sh_row, inv_row, o2, exact, period) -> None:
+def _affine_split(x2, sh_row, inv_row, o2, exact, period, nb) -> None:
     """Run :func:`_affine_rows` on row ranges in the worker threads when the NumPy path has a big job.
 
     The transform is elementwise, so splitting rows never changes a result; NumPy releases the GIL inside
@@ -173,28 +226,19 @@ def _affine_split(x2, sh_row, inv_row, o2, exact, period) -> None:
 
     workers = _n_workers()
     R = x2.shape[0]
-    if (
-        workers < 2
-        or o2.nbytes < _PARALLEL_BYTES
-        or R < 2 * workers
-        or _use_numba_for(x2, o2, exact)
-    ):
-        _affine_rows(x2, sh_row, inv_row, o2, exact, period)
+    if workers < 2 or o2.nbytes < _PARALLEL_BYTES or R < 2 * workers or nb:
+        _affine_rows(x2, sh_row, inv_row, o2, exact, period, nb)
         return
     bounds = [R * i // workers for i in range(workers + 1)]
     futures = [
-        _pool().submit(_affine_rows, x2[lo:hi], sh_row, inv_row, o2[lo:hi], exact, period)
+        _pool().submit(_affine_rows, x2[lo:hi], sh_row, inv_row, o2[lo:hi], exact, period, nb)
         for lo, hi in pairwise(bounds)
     ]
     for f in futures:
         f.result()
 
 
-def _use_numba_for(x2, o2, exact) -> bool:
-    return o2.dtype in (np.float32, np.float64) and _use_numba()
-
-
-def _affine_rows(x2, sh_row, inv_row, o2, exact, period) -> None:
+def _affine_rows(x2, sh_row, inv_row, o2, exact, period, nb) -> None:
     """Transform ``x2 (R, L)`` into ``o2 (R, L)`` with per-position parameters ``(L,)``.
 
     The NumPy paths work on blocks of rows that fit the cache, with the parameters pre-expanded to a full
@@ -203,7 +247,7 @@ def _affine_rows(x2, sh_row, inv_row, o2, exact, period) -> None:
     R, L = x2.shape
     odt = o2.dtype
     small_int = x2.dtype.kind in "iu" and x2.dtype.itemsize <= 2
-    numba_ok = odt in (np.float32, np.float64) and _use_numba()
+    numba_ok = nb
     rb = max(1, min(R, _BLOCK // L))
     if small_int and exact and x2.dtype.itemsize == 1 and odt != np.float64 and numba_ok:
         # float64-built lookup table per (shift, inv_scale) pair

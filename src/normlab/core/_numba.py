@@ -339,7 +339,9 @@ def _get(name: str, T: int):
 
 def minmax(X):
     """Per-position min and max (float64); min is NaN where the column holds NaN or inf."""
-    return _k().minmax_f(X, 1)  # float kernels stay serial: results must not depend on threads
+    # serial: float chunks are small (their size is shared with NumPy, since it fixes the rounding), so a
+    # parallel region per chunk would cost more than it saves
+    return _k().minmax_f(X, 1)
 
 
 def dev_sums(X, row):

@@ -63,6 +63,8 @@ _CHUNK_BYTES = 1 << 20
 _FLOAT_CHUNK_BYTES = 1 << 19
 #: Chunk size of the integer paths with numba (exact sums do not depend on it; views, no copies).
 _NUMBA_CHUNK_BYTES = 1 << 28
+#: With engine="auto", updates at least this big use the compiled kernels (when numba is installed).
+_NUMBA_MIN_BYTES = 1 << 23
 #: Updates at least this big use the worker threads (NumPy engine).
 _PARALLEL_BYTES = 1 << 22
 #: Length (in elements) that short rows are folded up to, so NumPy's inner loops run long.
@@ -113,10 +115,19 @@ class _UsageError(NormlabError, ValueError):
 # --------------------------------------------------------------------------------------------------------
 
 
-def _resolve_engine(engine: str) -> str:
-    """``"numba"`` when compiled kernels are wanted and available, else ``"numpy"``."""
-    if os.environ.get("NORMLAB_ENGINE", "").strip().lower() == "numpy" or engine == "numpy":
+def _resolve_engine(engine: str, nbytes: int | None = None) -> str:
+    """``"numba"`` when compiled kernels are wanted and available, else ``"numpy"``.
+
+    ``"auto"`` uses them for updates of at least ``_NUMBA_MIN_BYTES`` (results are identical, and small
+    updates never wait for a first compilation). ``NORMLAB_ENGINE=numpy`` turns them off everywhere;
+    ``NORMLAB_ENGINE=numba`` uses them whatever the size.
+    """
+    env = os.environ.get("NORMLAB_ENGINE", "").strip().lower()
+    if env == "numpy" or engine == "numpy":
         return "numpy"
+    forced = engine == "numba" or env == "numba"
+    if not forced and nbytes is not None and nbytes < _NUMBA_MIN_BYTES:
+        return "numpy"  # decided before importing numba at all
     from normlab.core import _numba
 
     return "numba" if _numba.available() else "numpy"
@@ -200,7 +211,9 @@ def _chunks(x3: np.ndarray, chunk_bytes: int = _CHUNK_BYTES, max_rows: int = 1 <
                 yield np.ascontiguousarray(piece).reshape(1, -1), 1, piece.shape[2]
         return
     m = 1
-    if row < _ROW_ELEMS:  # fold m rows into one; keep the length a multiple of 64 (vector loops, no tails)
+    if (
+        row < _ROW_ELEMS
+    ):  # fold m rows into one; keep the length a multiple of 64 (vector loops, no tails)
         step_m = 64 // math.gcd(row, 64)
         m = step_m * -(-_ROW_ELEMS // (row * step_m))
     m = max(1, min(m, a))
@@ -612,8 +625,9 @@ class StatsAccumulator:
         ``"raise"``: :meth:`update` raises :class:`NonFiniteError` on NaN or inf. ``"ignore"``: NaN values are
         left out of every statistic (counts become per entry); inf still raises.
     engine : {"auto", "numpy", "numba"}, default "auto"
-        Compiled kernels (numba, optional) when available; results are identical either way. The
-        environment variable ``NORMLAB_ENGINE=numpy`` forces NumPy.
+        ``"auto"``: compiled kernels (numba, optional) for updates of 8 MB or more when numba is installed,
+        NumPy otherwise; results are identical either way. The environment variable
+        ``NORMLAB_ENGINE=numpy`` forces NumPy everywhere (``=numba`` forces the compiled kernels).
 
     Attributes
     ----------
@@ -935,7 +949,7 @@ class StatsAccumulator:
         kind = x3.dtype.kind
         if kind == "b":
             x3 = x3.view(np.uint8)
-        engine = _resolve_engine(self.engine)
+        engine = _resolve_engine(self.engine, x3.nbytes)
         exact_int = kind in "biu" and x3.dtype.itemsize <= 4
         if kind in "iu" and x3.dtype.itemsize == 8:
             exact_int = bool(x3.min() >= -(1 << 31)) and bool(x3.max() < (1 << 31))
