@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 EPILOG = """examples:
@@ -10,6 +11,7 @@ EPILOG = """examples:
   normlab stats mnist:data/mnist --per channel --out mnist.stats.json
   normlab stats images:photos/train --per channel --json
   normlab stats x_train.npy --per feature
+  normlab stats images:photos/train --scheduler tcp://10.0.0.5:8786   shards read by Dask workers
 the file written by --out is read back with normlab.load(path)."""
 
 
@@ -32,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE", help="also save the statistics as JSON (read with normlab.load)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--rows", type=int, default=20, help="rows to show in the table (default 20)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="read the dataset's file shards on a Dask cluster: a scheduler address "
+                   "(tcp://host:8786), or 'local' for worker processes on this machine")
     add_dataset_arguments(p)
     p.set_defaults(run=run)
 
@@ -42,9 +47,17 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = open_from_args(args.source, args)
     split = getattr(args, "split", None) or dataset.default_split
-    result = stats(dataset, per=args.per, channel_axis=args.channel_axis, nan=args.nan, split=split,
-                   batch_size=getattr(args, "batch_size", None), source=f"{args.source} [{split}]",
-                   names=getattr(dataset, "feature_names", None))
+    data, cluster = dataset, contextlib.nullcontext()
+    if args.scheduler:  # the same statistics, each file shard read and accumulated by a Dask worker
+        from normlab.adapters.dask import connect, dataset_bag
+
+        cluster = connect(args.scheduler)
+    with cluster:
+        if args.scheduler:
+            data = dataset_bag(dataset, split, batch_size=getattr(args, "batch_size", None))
+        result = stats(data, per=args.per, channel_axis=args.channel_axis, nan=args.nan, split=split,
+                       batch_size=getattr(args, "batch_size", None), source=f"{args.source} [{split}]",
+                       names=getattr(dataset, "feature_names", None))
     if args.out:
         result.save(args.out)
         print(f"saved {args.out}", file=sys.stderr)

@@ -27,6 +27,13 @@ def _is_sparse(x: Any) -> bool:
     return mod.startswith("scipy.sparse") or (hasattr(x, "tocsr") and hasattr(x, "nnz"))
 
 
+def _is_dask(x: Any) -> bool:
+    """True for a Dask collection (array, bag, delayed, DataFrame) or a list of them (checked without dask)."""
+    if isinstance(x, list) and x:
+        return all(_is_dask(item) for item in x)
+    return (type(x).__module__ or "").startswith("dask.")
+
+
 def is_batch_stream(x: Any) -> bool:
     """True when ``x`` is a stream of batches rather than one array-like.
 
@@ -114,7 +121,12 @@ def iter_input(
 
     A ``normlab.data`` dataset (anything with ``iter_batches``) streams its ``split``; progress is then
     counted in samples against the dataset's size, otherwise in batches (against ``len()`` if known).
+    A Dask collection is passed through as is: :class:`StatsFeed` accumulates it chunk by chunk where
+    its data live (:mod:`normlab.adapters.dask`), never as one NumPy array.
     """
+    if _is_dask(x):
+        yield x
+        return
     if not is_batch_stream(x):
         yield as_array(x, who)
         return
@@ -133,6 +145,10 @@ def iter_input(
     n = 0
     with Progress(total=total, desc=who, unit=unit) as bar:
         for batch in stream:
+            if _is_dask(batch):
+                yield batch
+                n += 1
+                continue
             arr = as_array(batch, who)
             yield arr
             n += 1
@@ -164,6 +180,10 @@ class StatsFeed:
         self.dtype: np.dtype | None = None
 
     def update(self, x: np.ndarray) -> Layout:
+        if not isinstance(x, np.ndarray) and _is_dask(x):
+            from normlab.adapters.dask import feed_collection  # imported only for Dask input
+
+            return feed_collection(self, x)
         layout = resolve_layout(self.per, x.shape, self.channel_axis, owner=self.who)
         if self.layout is None:
             self.layout = layout

@@ -1,0 +1,641 @@
+"""Statistics of Dask collections: one accumulator per chunk on the workers, merged in a tree.
+
+``Standardize().fit(x)``, ``partial_fit`` and ``normlab.stats`` hand a Dask collection to
+:func:`feed_collection` (the hook in :class:`normlab.core._fitting.StatsFeed`). Each chunk of an array,
+each partition of a bag, each delayed batch becomes a :class:`~normlab.core.stats.StatsAccumulator` where
+the data live; accumulators are merged ``split_every`` at a time up to one, which comes back to the client.
+Accumulators are exact for integer data and merge exactly, so the statistics are bit-identical to the
+in-memory fit for any chunking; float statistics agree to rounding (about 1e-15 relative).
+
+File-based datasets are cut into :class:`Shard` objects that a worker reads by itself
+(:func:`dataset_shards`, :func:`dataset_bag`): ranges of an IDX or ``.npy`` file read by seeking, groups of
+image files, CIFAR batch files, Parquet row groups, byte ranges of a CSV file.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import itertools
+import math
+import warnings
+import weakref
+from collections.abc import Iterator, Sequence
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from normlab.core._fitting import as_array, check_compatible
+from normlab.core.axes import Layout, resolve_layout
+from normlab.core.stats import NonFiniteError, StatsAccumulator
+from normlab.errors import DataError, DatasetError, DataTypeError, NormlabWarning
+
+__all__ = ["Shard", "dataset_bag", "dataset_shards", "feed_collection", "transform"]
+
+#: Accumulators merged by one task of the tree.
+SPLIT_EVERY = 8
+#: Default size of a dataset shard (decoded samples).
+SHARD_BYTES = 32 * 2**20
+
+
+# --------------------------------------------------------------------------------------------------
+# What travels between client and workers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """How to accumulate: the feed's settings, shipped to every task."""
+
+    per: str
+    channel_axis: int
+    who: str
+    quantiles: bool
+    nan: str
+
+    def accumulator(self, k: int) -> StatsAccumulator:
+        return StatsAccumulator(k, quantiles=self.quantiles, nan=self.nan)
+
+
+@dataclasses.dataclass
+class _Part:
+    """The statistics of some of the data: an accumulator (stateful modes), samples seen, layout, dtype."""
+
+    acc: StatsAccumulator | None = None
+    n: int = 0
+    layout: Layout | None = None
+    dtype: np.dtype | None = None
+    skipped: list = dataclasses.field(default_factory=list)
+
+
+def _block_part(block: Any, offset: tuple[int | None, ...], count_samples: bool, spec: _Spec) -> _Part:
+    """Accumulate one chunk of a Dask array (runs on a worker)."""
+    x = np.asarray(block)
+    if x.size == 0:
+        return _Part(dtype=x.dtype)
+    n = int(x.shape[0]) if count_samples else 0
+    layout = resolve_layout(spec.per, x.shape, spec.channel_axis, owner=spec.who)
+    if not layout.stateful:
+        if spec.nan == "raise" and x.dtype.kind == "f" and not np.isfinite(x).all():
+            bad = ~np.isfinite(x)
+            n_nan = int(np.isnan(x).sum())
+            raise _nonfinite(spec.who, n_nan, int(bad.sum()) - n_nan, x.shape, np.argwhere(bad)[0], offset)
+        return _Part(n=n, dtype=x.dtype)
+    acc = spec.accumulator(max(1, prod(layout.stat_shape)))
+    x3 = layout.as_3d(np.ascontiguousarray(x))
+    try:
+        acc.update(x3)
+    except NonFiniteError as err:
+        flat = np.ravel_multi_index(err.first_index, x3.shape)
+        first = np.unravel_index(flat, x.shape)
+        raise _nonfinite(spec.who, err.n_nan, err.n_inf, x.shape, first, offset) from None
+    return _Part(acc=acc, n=n, dtype=x.dtype)
+
+
+def _nonfinite(who: str, n_nan: int, n_inf: int, shape: tuple, first: Any, offset: tuple) -> DataError:
+    local = tuple(int(i) for i in first)
+    if all(o is not None for o in offset):
+        where = f"index {tuple(int(o) + i for o, i in zip(offset, local, strict=True))} of the array"
+    else:
+        where = f"index {local} of the chunk"
+    return DataError(
+        f"{who} found {n_nan} NaN and {n_inf} inf values in a Dask chunk of shape {tuple(shape)} (the first at "
+        f"{where}); expected finite numbers. Pass nan='ignore' to leave NaN out of the statistics, or clean "
+        "the data first, e.g. x.map_blocks(np.nan_to_num)."
+    )
+
+
+def _items_part(items: Any, spec: _Spec, single: bool = False) -> _Part:
+    """Accumulate the batches of a bag partition, or one delayed batch if ``single`` (runs on a worker).
+
+    An item is a batch (an array or an ``(x, y)`` pair), or a :class:`Shard` whose batches are read here.
+    """
+    from normlab.core._fitting import StatsFeed
+
+    if single:
+        items = [items]
+    feed = StatsFeed(spec.per, spec.channel_axis, spec.who, quantiles=spec.quantiles, nan=spec.nan)
+    skipped: list = []
+    for item in items:
+        if isinstance(item, Shard):
+            for batch in item:
+                feed.update(as_array(batch, spec.who))
+            skipped += item.skipped
+        else:
+            feed.update(as_array(item, spec.who))
+    return _Part(acc=feed.acc, n=feed.n_samples, layout=feed.layout, dtype=feed.dtype, skipped=skipped)
+
+
+def _merge(*parts: _Part, spec: _Spec, check: bool) -> _Part:
+    """Merge parts into a new one (inputs are never modified: a task may run twice)."""
+    out = _Part()
+    for p in parts:
+        out.n += p.n
+        out.skipped += p.skipped
+        if out.dtype is None:
+            out.dtype = p.dtype
+        if p.layout is not None:
+            if out.layout is None:
+                out.layout = p.layout
+            elif check:
+                check_compatible(out.layout, p.layout, spec.who, verb="fit()")
+        if p.acc is not None and not p.acc.is_empty:
+            if out.acc is None:
+                out.acc = spec.accumulator(p.acc.k)
+            out.acc.merge(p.acc)
+    return out
+
+
+def _tree(parts: list, spec: _Spec, *, check: bool) -> Any:
+    """Merge delayed parts ``SPLIT_EVERY`` at a time until one is left (a Delayed)."""
+    import dask
+    from dask.base import tokenize
+
+    merge = dask.delayed(_merge, pure=True, traverse=False)
+    token = tokenize([p.key for p in parts], spec, check)
+    level, depth = list(parts), 0
+    while True:
+        level = [
+            merge(*level[i : i + SPLIT_EVERY], spec=spec, check=check,
+                  dask_key_name=f"normlab-merge-{token}-{depth}-{i // SPLIT_EVERY}")
+            for i in range(0, len(level), SPLIT_EVERY)
+        ]  # fmt: skip
+        depth += 1
+        if len(level) == 1:
+            return level[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# The hook: a Dask collection given to fit / partial_fit / normlab.stats
+# --------------------------------------------------------------------------------------------------
+
+# Datasets behind the bags made by dataset_bag(): skipped image files are reported back to them.
+_BAG_SOURCES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_BAG_COUNTS: dict[str, int] = {}
+
+
+def feed_collection(feed: Any, x: Any) -> Layout:
+    """Accumulate the Dask collection ``x`` into ``feed`` (a :class:`~normlab.core._fitting.StatsFeed`).
+
+    Computes on Dask's current scheduler (the active :class:`distributed.Client`, if any). Returns the
+    layout of the data, as ``StatsFeed.update`` does for one batch.
+    """
+    from normlab.adapters._dask_cluster import require_dask
+
+    require_dask(feed.who)
+    import dask
+
+    spec = _Spec(feed.per, feed.channel_axis, feed.who, feed.quantiles, feed.nan)
+    if feed.layout is not None:  # later batches resolve per= exactly as the first did
+        spec = dataclasses.replace(spec, per=feed.layout.per)
+    root, layout = _plan(x, spec, feed.layout)
+    (part,) = dask.compute(root)
+    if layout is None:
+        layout = part.layout
+    else:  # the sample count of an array whose chunk sizes were unknown, or of several arrays
+        layout = dataclasses.replace(layout, shape=(int(part.n), *layout.shape[1:]))
+    if part.n == 0 or layout is None:
+        raise DataError(
+            f"{feed.who} received a Dask collection with no samples; expected at least one sample with at "
+            "least one value. Check the collection's partitions."
+        )
+    name = _bag_name(x)
+    expected = _BAG_COUNTS.get(name) if name is not None else None
+    if expected is not None and part.n != expected:
+        raise DatasetError(
+            f"{feed.who}: the shards of {name} held {part.n} samples; expected {expected}. A CSV file whose "
+            "quoted fields span lines cannot be cut into byte ranges: compute its statistics without "
+            "--scheduler (or convert it to Parquet)."
+        )
+    if part.skipped:
+        _report_skipped(x, part.skipped)
+    if feed.layout is None:
+        feed.layout, feed.dtype = layout, part.dtype
+    else:
+        check_compatible(feed.layout, layout, feed.who, verb="partial_fit()")
+    if layout.stateful and part.acc is not None:
+        if feed.acc is None:
+            feed.acc = part.acc
+        else:
+            feed.acc.merge(part.acc)
+    feed.n_samples += int(part.n)
+    return layout
+
+
+def _plan(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout | None]:
+    """The delayed root part for ``x`` and, for arrays, the layout resolved on the client."""
+    import dask
+    import dask.array as da
+    import dask.bag as db
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+
+    if isinstance(x, list):  # several collections (e.g. delayed batches): one tree over all of them
+        roots, layouts = zip(*(_plan(item, spec, fitted) for item in x), strict=True)
+        known = [lay for lay in layouts if lay is not None]
+        for lay in known[1:]:
+            check_compatible(known[0], lay, spec.who, verb="fit()")
+        if len(known) < len(layouts):
+            return _tree(list(roots), spec, check=True), None
+        return _tree(list(roots), spec, check=False), known[0]
+    items_part = dask.delayed(_items_part, pure=True, traverse=False)
+    if isinstance(x, Delayed):  # (checked first: any attribute of a Delayed is another Delayed)
+        return _tree([items_part(x, spec, single=True, dask_key_name=f"normlab-items-{tokenize(x.key, spec)}")],
+                     spec, check=True), None  # fmt: skip
+    if isinstance(x, db.Bag):
+        token = tokenize(x.name, spec)
+        parts = [items_part(p, spec, dask_key_name=f"normlab-items-{token}-{i}")
+                 for i, p in enumerate(x.to_delayed(optimize_graph=True))]  # fmt: skip
+        return _tree(parts, spec, check=True), None
+    if hasattr(x, "to_dask_array") and not isinstance(x, da.Array):  # a Dask DataFrame or Series
+        x = x.to_dask_array()
+    if isinstance(x, da.Array):
+        return _plan_array(x, spec, fitted)
+    raise DataTypeError(
+        f"{spec.who} received a {type(x).__module__}.{type(x).__name__}; expected a Dask array, DataFrame, "
+        "bag or delayed object (or a list of them). Convert it with .to_dask_array() or dask.bag.from_delayed()."
+    )
+
+
+def _plan_array(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout]:
+    import dask
+    from dask.base import tokenize
+
+    kind = np.dtype(x.dtype).kind
+    if kind not in "biuf":
+        what = "complex numbers" if kind == "c" else f"dtype {x.dtype}"
+        raise DataTypeError(
+            f"{spec.who} received a Dask array of {what}; expected numbers (bool, integer or float). Convert it "
+            "first, e.g. x.astype('float32') or x.real."
+        )
+    if any(math.isnan(s) for s in x.shape[1:]):
+        x = x.compute_chunk_sizes()
+    n_known = not math.isnan(x.shape[0])
+    if x.ndim == 0 or (n_known and x.size == 0):
+        raise DataError(
+            f"{spec.who} found 0 samples (shape={x.shape}) in a Dask array; expected at least one sample with at "
+            "least one value. Check the data source or the split you selected."
+        )
+    shape = (int(x.shape[0]) if n_known else 0, *(int(s) for s in x.shape[1:]))
+    layout = resolve_layout(spec.per, shape, spec.channel_axis, owner=spec.who)
+    if fitted is not None:
+        check_compatible(fitted, layout, spec.who, verb="partial_fit()")
+    spec = dataclasses.replace(spec, per=layout.per)
+    # A statistic needs all of its entries in one chunk: axes kept whole, axis 0 re-cut to a sane size.
+    split = [a for a in layout.keep_axes if a != 0 and len(x.chunks[a]) > 1] if layout.stateful else []
+    if split:
+        x = x.rechunk({**({0: "auto"} if n_known else {}), **{a: -1 for a in split}})
+    starts = [np.concatenate(([0], np.cumsum(c)[:-1])) if n_known or a else None for a, c in enumerate(x.chunks)]
+    blocks = x.to_delayed(optimize_graph=True)
+    block_part = dask.delayed(_block_part, pure=True, traverse=False)
+    token = tokenize(x.name, spec)
+    parts = []
+    for idx in np.ndindex(*blocks.shape):
+        offset = tuple(None if starts[a] is None else int(starts[a][i]) for a, i in enumerate(idx))
+        name = f"normlab-chunk-{token}-{'-'.join(map(str, idx))}"
+        parts.append(block_part(blocks[idx], offset, all(i == 0 for i in idx[1:]), spec, dask_key_name=name))
+    return _tree(parts, spec, check=False), layout
+
+
+def _bag_name(x: Any) -> str | None:
+    """The name of a Dask bag (where dataset_bag() may have recorded its dataset), else None."""
+    import dask.bag as db
+
+    return x.name if isinstance(x, db.Bag) else None
+
+
+def _report_skipped(x: Any, skipped: list) -> None:
+    name = _bag_name(x)
+    dataset = _BAG_SOURCES.get(name) if name is not None else None
+    label = getattr(dataset, "name", "images")
+    if dataset is not None:
+        known = {path for path, _ in dataset.skipped}
+        dataset.skipped.extend(item for item in skipped if item[0] not in known)
+    first, why = skipped[0]
+    warnings.warn(
+        f"{label}: skipped {len(skipped)} unreadable image file(s) (first: {first}: {why}); the list is in "
+        "dataset.skipped.",
+        NormlabWarning,
+        stacklevel=5,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataset shards
+# --------------------------------------------------------------------------------------------------
+
+
+class Shard:
+    """A piece of one split of a file-based dataset that a worker reads on its own.
+
+    Iterating yields ``(x, y)`` batches of about ``rows`` samples, in file order. A shard holds only what
+    it needs to read its piece (a path and a range, a list of image files), so it pickles small.
+
+    Attributes
+    ----------
+    n : int or None
+        Samples in the shard (None where only reading tells, e.g. a byte range of a CSV file).
+    skipped : list of (str, str)
+        Image files left out while reading it (``on_error="skip"``), and why.
+    """
+
+    def __init__(self, source: Any, sel: Any, rows: int, n: int | None, label: str) -> None:
+        self.source = source
+        self.sel = sel
+        self.rows = int(rows)
+        self.n = n
+        self.label = label
+        self.skipped: list = []
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        sink = getattr(getattr(self.source, "owner", None), "dataset", None)
+        before = len(sink.skipped) if sink is not None else 0
+        with warnings.catch_warnings():
+            # Image folders warn about skipped files; the client reports them once for all shards.
+            warnings.simplefilter("ignore", NormlabWarning)
+            yield from self._read()
+        if sink is not None:
+            self.skipped = list(sink.skipped[before:])
+
+    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        return self.source.pieces(self.sel, self.rows)
+
+    def __repr__(self) -> str:
+        n = "?" if self.n is None else self.n
+        return f"Shard({self.label}, {n} samples)"
+
+
+class _ParquetShard(Shard):
+    """Whole row groups of a Parquet file."""
+
+    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        import pyarrow.parquet as pq
+
+        src = self.source
+        groups, start = self.sel
+        pf = pq.ParquetFile(src.path)
+        offset = start
+        for batch in pf.iter_batches(batch_size=self.rows, row_groups=groups, columns=src.features):
+            k = batch.num_rows
+            x = np.empty((k, len(src.features)), dtype=src.dtype)
+            for j, col in enumerate(batch.columns):
+                x[:, j] = col.to_numpy(zero_copy_only=False)
+            y = None if src.y is None else src.y[offset : offset + k]
+            offset += k
+            yield x, y
+
+
+class _CsvShard(Shard):
+    """The lines of a CSV file that start inside the byte range ``[lo, hi)`` (labels are not read)."""
+
+    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        import pandas as pd
+
+        src = self.source
+        lo, hi, columns = self.sel
+        with open(src.path, "rb") as f:
+            start = _line_start(f, lo)
+            stop = _line_start(f, hi)
+            if stop <= start:
+                return
+            f.seek(start)
+            data = f.read(stop - start)
+        try:
+            reader = pd.read_csv(io.BytesIO(data), sep=src.sep, header=None, names=columns,
+                                 usecols=src.features, chunksize=self.rows)  # fmt: skip
+            with reader:
+                for chunk in reader:
+                    yield np.ascontiguousarray(chunk[src.features].to_numpy(dtype=src.dtype)), None
+        except (ValueError, TypeError, pd.errors.ParserError) as exc:
+            raise DatasetError(
+                f"{src.path}: bytes {start}-{stop} do not parse as whole rows of the table ({exc}); expected one "
+                "row per line. A CSV file whose quoted fields span lines cannot be cut into byte ranges: compute "
+                "its statistics without --scheduler (or convert it to Parquet)."
+            ) from None
+
+
+def _line_start(f: Any, pos: int) -> int:
+    """The first line start at or after byte ``pos`` (the end of the file if none)."""
+    if pos == 0:
+        return 0
+    f.seek(pos - 1)
+    if f.read(1) == b"\n":
+        return pos
+    f.readline()
+    return f.tell()
+
+
+def _cuts(n: int, k: int, bounds: Sequence[int] | None = None) -> list[int]:
+    """``k + 1`` increasing cut points of ``[0, n]``, snapped to ``bounds`` (natural file boundaries) if given."""
+    k = max(1, min(k, n))
+    cuts = [round(i * n / k) for i in range(k + 1)]
+    if bounds is not None:
+        b = np.asarray(bounds)
+        cuts = sorted({int(b[np.abs(b - c).argmin()]) for c in cuts} | {0, n})
+    return sorted(set(cuts))
+
+
+def dataset_shards(
+    dataset: Any,
+    split: str | None = None,
+    *,
+    batch_size: int | None = None,
+    n_shards: int | None = None,
+    shard_bytes: int = SHARD_BYTES,
+) -> list[Shard]:
+    """Cut one split of a ``normlab.data`` dataset into shards that workers read independently.
+
+    Parameters
+    ----------
+    dataset : a dataset from :func:`normlab.data.open`
+    split : str, optional
+        The split (default: the dataset's default split). ``limit=`` and ``validation_split=`` apply.
+    batch_size : int, optional
+        Samples per batch inside a shard (default: about 8 MiB).
+    n_shards : int, optional
+        How many shards. Default: about ``shard_bytes`` of decoded samples each, at least two per worker
+        thread of the active Dask client; one per gzip-compressed file (a stream is read from its
+        start, so cutting it saves nothing).
+    shard_bytes : int
+        Target decoded size of a shard for the default ``n_shards``.
+
+    Returns
+    -------
+    list of Shard
+        Together they hold every sample of the split exactly once, in file order.
+
+    Notes
+    -----
+    IDX and ``.npy`` files are cut into row ranges read by seeking; image folders into groups of files;
+    CIFAR-10 at its batch files; Parquet at its row groups; CSV files into byte ranges cut at line ends
+    (fields with line breaks inside quotes cannot be cut so; the count of rows read is checked).
+    """
+    from normlab.data._base import ArraySource, as_index, count
+
+    _, source, sel = dataset._plan(split)
+    rows = dataset._batch_rows(batch_size)
+    n = count(sel, source.n)
+    if n == 0:
+        raise DatasetError(f"{dataset.name}: split {split or dataset.default_split!r} holds no samples; expected at least one.")
+    kind = type(source).__name__
+    reader = getattr(getattr(source, "x", None), "reader", None) or getattr(source, "reader", None)
+    streamed = type(reader).__name__ == "StreamArray"
+    if n_shards is None:
+        sample_bytes = max(1, prod(dataset.sample_shape) * np.dtype(dataset.dtype).itemsize)
+        n_shards = max(math.ceil(n * sample_bytes / max(1, shard_bytes)), 2 * _worker_threads())
+        if streamed:
+            n_shards = 1
+    if isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or n_shards < 1:
+        raise DatasetError(f"dataset_shards(n_shards={n_shards!r}) is not a positive integer; expected e.g. 8.")
+    label = f"{dataset.name} [{split or dataset.default_split}]"
+
+    if kind == "CsvSource" and sel is None:
+        import pandas as pd
+
+        columns = [str(c) for c in pd.read_csv(source.path, sep=source.sep, nrows=0).columns]
+        with open(source.path, "rb") as f:
+            f.readline()
+            header_end = f.tell()
+        size = source.path.stat().st_size
+        cuts = [header_end + c for c in _cuts(size - header_end, int(n_shards))]
+        return [_CsvShard(source, (lo, hi, columns), rows, None, f"{label} bytes {lo}-{hi}")
+                for lo, hi in itertools.pairwise(cuts)]  # fmt: skip
+    if kind == "ParquetSource" and sel is None:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(source.path).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        cuts = _cuts(len(sizes), int(n_shards))
+        return [_ParquetShard(source, (list(range(a, b)), int(starts[a])), rows, int(starts[b] - starts[a]),
+                              f"{label} row groups {a}-{b - 1}")
+                for a, b in itertools.pairwise(cuts)]  # fmt: skip
+
+    bounds = None
+    if kind == "CifarSource" and sel is None:
+        bounds = np.concatenate(([0], np.cumsum([len(y) for y in source._scan()]))).tolist()
+    cuts = _cuts(n, int(n_shards), bounds)
+    shards: list[Shard] = []
+    for a, b in itertools.pairwise(cuts):
+        if sel is None:
+            sub: Any = range(a, b)
+        elif isinstance(sel, range):
+            sub = range(sel.start + a, sel.start + b)
+        else:
+            sub = sel[a:b]
+        piece, piece_sel = source, sub
+        if isinstance(source, ArraySource):  # ship only this shard's samples
+            index = slice(sub.start, sub.stop) if isinstance(sub, range) else sub
+            piece, piece_sel = ArraySource(source.x[index], None if source.y is None else source.y[index]), None
+        elif kind == "ImageSource":  # ship only this shard's file names
+            index = as_index(sub, source.n)
+            owner = copy.copy(source.owner)
+            owner.dataset, owner._known_bad, owner._warned = _SkipSink(), set(), 0
+            labels = None if source.y is None else source.y[index]
+            piece = type(source)([source.files[i] for i in index], labels, owner)
+            piece_sel = None
+        shards.append(Shard(piece, piece_sel, rows, b - a, f"{label} samples {a}-{b - 1}"))
+    return shards
+
+
+class _SkipSink:
+    """Stands in for the dataset an image shard reports skipped files to."""
+
+    def __init__(self) -> None:
+        self.skipped: list = []
+
+
+def _worker_threads() -> int:
+    """Worker threads of the active Dask client (0 without one)."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return 0
+    try:
+        return int(sum(client.nthreads().values()))
+    except Exception:  # a client that lost its scheduler
+        return 0
+
+
+def dataset_bag(
+    dataset: Any,
+    split: str | None = None,
+    *,
+    batch_size: int | None = None,
+    n_shards: int | None = None,
+) -> Any:
+    """A :class:`dask.bag.Bag` with one shard of ``split`` per partition, for ``normlab.stats`` and ``fit``.
+
+    ``normlab.stats(dataset_bag(ds))`` reads every shard on a worker and merges the statistics: the same
+    numbers as ``normlab.stats(ds)``. Files must be readable at the same path on every worker.
+
+    Examples
+    --------
+    >>> import dask, numpy as np, normlab, normlab.data
+    >>> from normlab.adapters.dask import dataset_bag
+    >>> ds = normlab.data.open("digits")
+    >>> bag = dataset_bag(ds, n_shards=3)
+    >>> with dask.config.set(scheduler="sync"):
+    ...     s = normlab.stats(bag, source="digits")
+    >>> bool(np.allclose(s.mean, normlab.stats(ds).mean, rtol=1e-13, atol=0)), s.n_samples
+    (True, 1797)
+    """
+    from normlab.adapters._dask_cluster import require_dask
+
+    require_dask("dataset_bag()")
+    import dask.bag as db
+
+    shards = dataset_shards(dataset, split, batch_size=batch_size, n_shards=n_shards)
+    bag = db.from_sequence(shards, npartitions=len(shards))
+    _BAG_SOURCES[bag.name] = dataset
+    expected = dataset.num_samples(split)
+    if expected is not None and getattr(dataset, "kind", "") in ("csv",):
+        _BAG_COUNTS[bag.name] = int(expected)
+    return bag
+
+
+# --------------------------------------------------------------------------------------------------
+# Transform
+# --------------------------------------------------------------------------------------------------
+
+
+def transform(normalizer: Any, x: Any) -> Any:
+    """Apply a fitted normalizer to a Dask array chunk by chunk; returns a lazy Dask array.
+
+    Chunks are re-cut so that each holds whole statistics (all channels for ``per="channel"``, whole
+    samples for ``per="feature"`` and the per-sample modes); every chunk is then ``normalizer.transform``.
+
+    Examples
+    --------
+    >>> import dask, dask.array as da, numpy as np, normlab
+    >>> from normlab.adapters.dask import transform
+    >>> x = np.arange(24, dtype=np.uint8).reshape(4, 2, 3)
+    >>> n = normlab.Standardize(per="channel").fit(x)
+    >>> y = transform(n, da.from_array(x, chunks=(2, 1, 2)))
+    >>> with dask.config.set(scheduler="sync"):
+    ...     bool(np.array_equal(y.compute(), n.transform(x)))
+    True
+    """
+    import dask.array as da
+
+    if not isinstance(x, da.Array):
+        raise DataTypeError(
+            f"transform() received {type(x).__name__}; expected a dask.array.Array. Call normalizer.transform(x) "
+            "for NumPy input."
+        )
+    normalizer._check_is_fitted("transform()")
+    shape = (1, *(int(s) for s in x.shape[1:]))
+    layout = resolve_layout(normalizer.per_, shape, normalizer.channel_axis, owner=normalizer._who())
+    whole = layout.keep_axes if layout.stateful else tuple(range(1, x.ndim))
+    split = [a for a in whole if a != 0 and len(x.chunks[a]) > 1]
+    if split:
+        x = x.rechunk({0: "auto", **{a: -1 for a in split}})
+    if normalizer.dtype is not None:
+        dtype = np.dtype(normalizer.dtype)
+    else:
+        dtype = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
+    return x.map_blocks(normalizer.transform, dtype=dtype)

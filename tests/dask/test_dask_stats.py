@@ -1,0 +1,188 @@
+"""Statistics of Dask collections equal the in-memory ones, whatever the chunking."""
+
+from __future__ import annotations
+
+import itertools
+
+import dask
+import dask.array as da
+import dask.bag as db
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import normlab
+from normlab.adapters.dask import transform
+from normlab.errors import DataError, DataTypeError, LayoutError
+
+FIELDS = ("count", "mean", "var", "min", "max")
+
+
+def uint8_stack(shape=(240, 12, 10, 3), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    x[..., 1] //= 3  # channels with different statistics
+    return x
+
+
+def assert_identical(got, want) -> None:
+    assert (got.per, got.layout, got.sample_shape, got.n_samples, got.dtype) == (
+        want.per, want.layout, want.sample_shape, want.n_samples, want.dtype,
+    )  # fmt: skip
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    assert sorted(got.quantiles) == sorted(want.quantiles)
+    for q in want.quantiles:
+        np.testing.assert_array_equal(got.quantiles[q], want.quantiles[q], err_msg=f"q={q}")
+    assert got.quantile_rank_error == want.quantile_rank_error == 0.0
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [(80, 6, 5, 2), ((10, 100, 130), 7, (3, 7), 3)],
+    ids=["every-axis", "uneven"],
+)
+def test_stats_of_a_chunked_uint8_stack_on_workers_are_bit_identical(client, chunks):
+    from distributed import get_task_stream
+
+    x = uint8_stack()
+    dx = da.from_array(x, chunks=chunks)
+    with get_task_stream(client) as tasks:
+        got = {per: normlab.stats(dx, per=per) for per in ("channel", "global")}
+    for per, s in got.items():
+        assert_identical(s, normlab.stats(x, per=per))
+    # one accumulator per chunk (after re-cutting chunks that split the channels), computed on the workers
+    ran = [t for t in tasks.data if "normlab-chunk-" in str(t["key"])]
+    whole_channels = dx.rechunk({0: "auto", 3: -1}) if len(dx.chunks[3]) > 1 else dx
+    assert len(ran) == whole_channels.npartitions + dx.npartitions  # channel: re-cut; global: as given
+    assert {t["worker"] for t in ran} <= set(client.scheduler_info()["workers"])
+
+
+def test_fitted_normalizers_on_workers_equal_the_in_memory_fit(client):
+    x = uint8_stack(seed=1)
+    dx = da.from_array(x, chunks=(33, 6, 10, 2))
+    for make in (
+        lambda: normlab.Standardize(per="channel"),
+        lambda: normlab.Robust(per="channel"),
+        lambda: normlab.MinMax(per="global"),
+        lambda: normlab.Standardize(per="feature"),
+    ):
+        got, want = make().fit(dx), make().fit(x)
+        np.testing.assert_array_equal(got.center_, want.center_)
+        np.testing.assert_array_equal(got.scale_, want.scale_)
+        assert (got.n_samples_seen_, got.layout_, got.per_) == (want.n_samples_seen_, want.layout_, want.per_)
+
+
+def _chunking(draw, shape):
+    chunks = []
+    for size in shape:
+        cuts = sorted(draw(st.sets(st.integers(1, size - 1), max_size=3))) if size > 1 else []
+        edges = [0, *cuts, size]
+        chunks.append(tuple(b - a for a, b in itertools.pairwise(edges)))
+    return tuple(chunks)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), per=st.sampled_from(["global", "channel", "feature"]))
+def test_any_chunk_boundaries_give_bit_identical_integer_statistics(data, per):
+    x = uint8_stack(shape=(23, 4, 5, 3), seed=2).astype(np.int16) - 100
+    chunks = _chunking(data.draw, x.shape)
+    with dask.config.set(scheduler="sync"):
+        got = normlab.stats(da.from_array(x, chunks=chunks), per=per)
+    assert_identical(got, normlab.stats(x, per=per))
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_any_chunk_boundaries_give_float_statistics_equal_to_rounding(data):
+    rng = np.random.default_rng(3)
+    x = 1e6 + rng.normal(size=(31, 6, 4)) * np.array([1.0, 10.0, 1e-3, 5.0])
+    chunks = _chunking(data.draw, x.shape)
+    with dask.config.set(scheduler="sync"):
+        got = normlab.stats(da.from_array(x, chunks=chunks), per="channel")
+    want = normlab.stats(x, per="channel")
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(got.std, want.std, rtol=1e-9, atol=0)
+    for name in ("count", "min", "max"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    for q in want.quantiles:  # exact values: float quantiles are exact too while they fit the budget
+        np.testing.assert_array_equal(got.quantiles[q], want.quantiles[q])
+
+
+def test_dask_dataframe_with_unknown_partition_sizes(client):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame({"a": rng.integers(0, 9, 500), "b": rng.integers(-5, 5, 500), "c": rng.integers(0, 2, 500)})
+    ddf = dd.from_pandas(table, npartitions=3)
+    assert np.isnan(ddf.to_dask_array().shape[0])
+    assert_identical(normlab.stats(ddf), normlab.stats(table.to_numpy()))
+    fitted = normlab.Standardize().fit(ddf)
+    assert fitted.n_samples_seen_ == 500 and fitted.layout_ == "(n, f)"
+    assert list(fitted.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(fitted.mean_, normlab.Standardize().fit(table.to_numpy()).mean_)
+
+
+def test_partial_fit_mixes_numpy_batches_and_dask_arrays():
+    x = uint8_stack(seed=5)
+    n = normlab.Standardize(per="channel")
+    with dask.config.set(scheduler="sync"):
+        n.partial_fit(x[:100]).partial_fit(da.from_array(x[100:], chunks=(30, 12, 10, 3)))
+    n.partial_fit(x[:7])
+    want = normlab.Standardize(per="channel").fit(np.concatenate([x, x[:7]]))
+    np.testing.assert_array_equal(n.mean_, want.mean_)
+    np.testing.assert_array_equal(n.std_, want.std_)
+    assert n.n_samples_seen_ == 247
+
+
+def test_nan_in_a_chunk_names_its_place_in_the_whole_array():
+    x = np.random.default_rng(6).normal(size=(80, 5, 4, 2))
+    x[57, 2, 1, 0] = np.nan
+    dx = da.from_array(x, chunks=(20, 5, 4, 2))
+    with dask.config.set(scheduler="sync"):
+        with pytest.raises(DataError, match=r"index \(57, 2, 1, 0\) of the array.*Pass nan='ignore'"):
+            normlab.Standardize().fit(dx)
+        got = normlab.Standardize(nan="ignore").fit(dx)
+    want = normlab.Standardize(nan="ignore").fit(x)
+    np.testing.assert_allclose(got.mean_, want.mean_, rtol=1e-14)
+    np.testing.assert_allclose(got.std_, want.std_, rtol=1e-12)
+
+
+def test_a_bag_of_batches_and_delayed_batch_files_on_workers(client, tmp_path):
+    x = uint8_stack(seed=7)
+    y = np.arange(len(x)) % 10
+    bag = db.from_sequence([(x[i : i + 40], y[i : i + 40]) for i in range(0, len(x), 40)], npartitions=3)
+    assert_identical(normlab.stats(bag), normlab.stats(x))
+    files = []
+    for i in range(0, len(x), 70):
+        files.append(tmp_path / f"batch{i}.npy")
+        np.save(files[-1], x[i : i + 70])
+    batches = [dask.delayed(np.load)(str(f)) for f in files]
+    got = normlab.Robust(per="channel").fit(batches)
+    want = normlab.Robust(per="channel").fit(x)
+    np.testing.assert_array_equal(got.center_, want.center_)
+    np.testing.assert_array_equal(got.scale_, want.scale_)
+    assert got.n_samples_seen_ == len(x)
+
+
+def test_batches_of_different_channel_counts_in_a_bag_are_refused():
+    bag = db.from_sequence([np.zeros((2, 4, 4, 3), np.uint8), np.zeros((2, 4, 4, 4), np.uint8)], npartitions=2)
+    with dask.config.set(scheduler="sync"), pytest.raises(LayoutError, match="channel"):
+        normlab.stats(bag, per="channel")
+
+
+def test_complex_dask_arrays_are_refused_with_a_fix():
+    dx = da.zeros((4, 3), dtype=np.complex64, chunks=2)
+    with pytest.raises(DataTypeError, match=r"x\.real"):
+        normlab.Standardize().fit(dx)
+
+
+def test_transform_of_a_dask_array_equals_numpy_transform():
+    x = uint8_stack(shape=(40, 6, 5, 3), seed=8)
+    dx = da.from_array(x, chunks=(15, 4, 5, 2))
+    with dask.config.set(scheduler="sync"):
+        for n in (normlab.Standardize(per="channel"), normlab.MinMax(per="sample"), normlab.Center(per="feature")):
+            n.fit(dx)
+            np.testing.assert_array_equal(transform(n, dx).compute(), n.fit(x).transform(x))
+        assert normlab.MinMax(per="sample").fit(dx).n_samples_seen_ == 40
