@@ -53,6 +53,10 @@ _LAZY = {
     "check": ("normlab.check", None),  # the package is callable: normlab.check(x_train, ...)
     "compare": ("normlab.experiments", "compare"),
     "report": ("normlab.experiments", "report"),
+    "torch": ("normlab.torch", None),
+    "keras": ("normlab.keras", None),
+    "from_sklearn": ("normlab.adapters.convert", "from_sklearn"),
+    "from_keras": ("normlab.adapters.convert", "from_keras"),
 }
 
 
@@ -84,6 +88,8 @@ __all__ = [
     "__version__",
     "check",
     "compare",
+    "from_keras",
+    "from_sklearn",
     "load",
     "report",
     "stats",

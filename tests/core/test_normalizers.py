@@ -375,3 +375,11 @@ def test_invalid_parameters_say_what_is_valid():
         normlab.Scale(by="std").fit(TABLE)
     with pytest.raises(LayoutError, match="per='sample' for tables"):
         normlab.Standardize(per="sample-channel").fit(TABLE)
+
+
+def test_zero_spread_under_per_global_names_all_and_divides_by_one():
+    x = np.zeros((8, 4, 4, 1), np.uint8)
+    x[0, 0, 0, 0] = 9  # the interquartile range is 0
+    with pytest.warns(ZeroVarianceWarning, match=r"1 values with zero interquartile range \(at all\)"):
+        est = normlab.Robust(per="global").fit(x)
+    assert est.scale_ == 1.0

@@ -3,8 +3,9 @@
 Each bridge lives in its own module and imports its framework only when it is imported itself:
 
 - :mod:`normlab.adapters.torch`: ``to_torch``, ``Normalize``, ``SampleNormalize``, ``dataset_stats``;
-- :mod:`normlab.adapters.keras`: ``to_keras``, ``AffineNormalization``, ``SampleNormalization``;
-- :mod:`normlab.adapters.convert`: ``from_sklearn``, ``from_keras``.
+- :mod:`normlab.adapters.keras`: ``to_keras``, ``Normalize``, ``SampleNormalize`` (Keras layers);
+- :mod:`normlab.adapters.convert`: ``from_sklearn``, ``from_keras``;
+- :mod:`normlab.adapters.dask`: statistics of Dask collections.
 
 This module itself imports NumPy only. :func:`as_batches` turns a PyTorch ``DataLoader``, map-style
 ``Dataset`` or ``IterableDataset`` and a Keras ``PyDataset`` into a stream of input batches; it recognizes

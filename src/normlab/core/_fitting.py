@@ -127,6 +127,9 @@ def iter_input(
     if _is_dask(x):
         yield x
         return
+    from normlab.adapters import as_batches  # torch/Keras datasets -> batches; imports no framework
+
+    x = as_batches(x, batch_size)
     if not is_batch_stream(x):
         yield as_array(x, who)
         return

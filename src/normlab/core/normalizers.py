@@ -287,7 +287,10 @@ class _Normalizer:
         """The zero-variance rule at fit time: a zero scale becomes 1 (with a warning), or raises."""
         center, scale, mask = self._zero_safe(center, scale, s)
         if np.any(mask):
-            idx = [tuple(int(i) for i in ix) if len(ix) > 1 else int(ix[0]) for ix in np.argwhere(mask)]
+            if mask.ndim == 0:  # per="global": one statistic for everything
+                idx: list = ["all"]
+            else:
+                idx = [tuple(int(i) for i in ix) if len(ix) > 1 else int(ix[0]) for ix in np.argwhere(mask)]
             shown = ", ".join(map(str, idx[:10])) + (", ..." if len(idx) > 10 else "")
             what = {"channel": "channels", "feature": "features", "global": "values"}.get(self.per_, "entries")
             msg = (

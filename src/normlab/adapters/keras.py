@@ -1,0 +1,312 @@
+"""Keras 3 layers that carry a fitted normalizer inside the model.
+
+``normalizer.to_keras()`` returns the simplest layer that applies exactly ``normalizer.transform``:
+
+- ``keras.layers.Rescaling(scale=1 / s)`` when the transform is one constant divisor (``Identity``,
+  ``Scale(by=255 | "dtype")``);
+- ``keras.layers.Normalization(axis=...)`` holding ``mean = center_`` and ``variance = scale_ ** 2`` (as
+  ``adapt`` would leave it) for the other stateful normalizers: Keras computes
+  ``(x - mean) / max(sqrt(variance), 1e-7)``, the same map whenever ``scale_ >= 1e-6``;
+- :class:`Normalize` (``y = x * inv_scale + offset``) when a scale is too small or too large for that;
+- :class:`SampleNormalize` for ``per="sample" | "sample-channel"``: each sample's statistics computed in
+  ``call`` (in float64) with the normalizer's own formula and zero rule.
+
+Each is serializable: a model saved as ``.keras`` loads back with the same outputs. The two normlab layers
+are registered as ``normlab>Normalize`` and ``normlab>SampleNormalize``; import ``normlab.keras`` before
+``keras.saving.load_model`` so Keras can find them. Written with ``keras.ops``, so any backend works
+(normlab tests the torch backend, ``KERAS_BACKEND=torch``). Keras' type promotion turns float64 into
+float32 in ``ops.maximum``, ``ops.minimum`` and ``ops.floor``, so the float64 statistics avoid them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from normlab.adapters import sample_formula
+from normlab.core.axes import describe_layout, resolve_layout
+from normlab.errors import LayoutError, NormlabError
+
+__all__ = ["Normalize", "SampleNormalize", "to_keras"]
+
+_EPS = float(np.finfo(np.float64).eps)
+#: keras.layers.Normalization divides by max(sqrt(variance), 1e-7) in float32: exact above this scale.
+_KERAS_MIN_SCALE, _KERAS_MAX_SCALE = 1e-6, 1e18
+_SMALL_INTS = ("uint8", "int8", "int16", "uint16", "bool")
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class Normalize(keras.layers.Layer):
+    """``y = (x - center) / scale`` with fitted statistics: ``x * inv_scale + offset`` in float32.
+
+    Usually made by ``normalizer.to_keras()`` (which prefers Keras' own ``Normalization`` layer when that
+    is exact). Parameters as for ``normlab.torch.Normalize``; ``inv_scale`` and ``offset`` are
+    non-trainable weights, saved with the model's weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Normalize([0.5, 1.0], [2.0, 4.0], per="channel", ndim=3)      # (n, l, c)
+    >>> np.asarray(layer(np.array([[[1, 9], [3, 5]]], dtype=np.uint8)))
+    array([[[0.25, 2.  ],
+            [1.25, 1.  ]]], dtype=float32)
+    """
+
+    def __init__(self, center: Any = None, scale: Any = None, *, per: str = "channel", channel_axis: int = -1,
+                 ndim: int = 4, stat_shape: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if center is None:  # from a saved config: the weights are loaded afterwards
+            center = np.zeros(tuple(stat_shape or ()))
+            scale = np.ones_like(center)
+        center = np.asarray(center, dtype=np.float64)
+        scale = np.asarray(scale, dtype=np.float64)
+        if center.shape != scale.shape or not np.all(np.isfinite(scale) & (scale != 0)) \
+                or not np.all(np.isfinite(center)):
+            raise NormlabError(
+                f"Normalize(per={per!r}) received center {center.shape} and scale {scale.shape}; expected "
+                "finite statistics of one shape with a nonzero scale."
+            )
+        probe = [1] * ndim
+        if per == "feature":
+            probe = [1, *center.shape]
+        elif per == "channel":
+            cax = resolve_layout("channel", tuple(probe), channel_axis).channel_axis
+            probe[cax] = int(center.size)
+        lay = resolve_layout(per, tuple(probe), channel_axis, owner=f"Normalize(per={per!r})")
+        if not lay.stateful or lay.stat_shape != center.shape:
+            raise LayoutError(
+                f"Normalize(per={per!r}, ndim={ndim}) received statistics of shape {center.shape}; expected "
+                f"a stateful mode and statistics of shape {lay.stat_shape}."
+            )
+        self.per, self.channel_axis, self.ndim = lay.per, lay.channel_axis, int(ndim)
+        self.stat_shape = tuple(center.shape)
+        self._layout = describe_layout(ndim, lay.channel_axis)
+        bshape = lay.broadcast_shape[1:]
+        inv = 1.0 / scale
+        self.inv_scale = self.add_weight(shape=bshape, initializer=keras.initializers.Constant(
+            inv.reshape(bshape).astype(np.float32)), trainable=False, name="inv_scale")
+        self.offset = self.add_weight(shape=bshape, initializer=keras.initializers.Constant(
+            (-center * inv).reshape(bshape).astype(np.float32)), trainable=False, name="offset")
+        self.built = True
+
+    def call(self, inputs: Any) -> Any:
+        _check_rank(self, inputs)
+        x = ops.cast(inputs, self.compute_dtype)
+        shape = ops.shape(x)
+        sample = tuple(shape[1:])
+        size = math.prod(sample)
+        # one row of parameters as long as a sample: the arithmetic runs along long contiguous rows
+        a = ops.reshape(ops.broadcast_to(ops.cast(self.inv_scale, self.compute_dtype), sample), (1, size))
+        b = ops.reshape(ops.broadcast_to(ops.cast(self.offset, self.compute_dtype), sample), (1, size))
+        y = ops.reshape(x, (-1, size)) * a + b
+        return ops.reshape(y, (-1, *sample))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"per": self.per, "channel_axis": self.channel_axis, "ndim": self.ndim,
+                       "stat_shape": list(self.stat_shape)})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class SampleNormalize(keras.layers.Layer):
+    """Normalize each sample with its own statistics (``per="sample"`` or ``"sample-channel"``).
+
+    Usually made by ``normalizer.to_keras()``; parameters as for ``normlab.torch.SampleNormalize``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = SampleNormalize("minmax", per="sample", ndim=2)
+    >>> np.asarray(layer(np.array([[0, 5, 10], [2, 2, 4]], dtype=np.uint8)))
+    array([[0. , 0.5, 1. ],
+           [0. , 0. , 1. ]], dtype=float32)
+    """
+
+    FORMULAS = ("identity", "scale", "scale-max", "center", "standardize", "minmax", "robust", "l1", "l2", "linf")
+
+    def __init__(self, formula: str, *, per: str = "sample", channel_axis: int = -1, ndim: int = 4,
+                 n_channels: int = -1, divisor: float = 1.0, lo: float = 0.0, hi: float = 1.0, nan: str = "raise",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if formula not in self.FORMULAS:
+            raise ValueError(f"SampleNormalize(formula={formula!r}) is not known; expected one of {self.FORMULAS}.")
+        lay = resolve_layout(per, (1,) * ndim, channel_axis, owner=f"SampleNormalize(per={per!r})")
+        if lay.stateful or not lay.reduce_axes:
+            raise LayoutError(
+                f"SampleNormalize(per={per!r}) on {ndim}-D data: expected per='sample' or 'sample-channel' and "
+                "data with an axis to compute each statistic over."
+            )
+        self.formula, self.per, self.channel_axis, self.ndim = formula, lay.per, lay.channel_axis, int(ndim)
+        self.n_channels = int(n_channels) if lay.per == "sample-channel" else -1
+        self.divisor, self.lo, self.hi, self.nan = float(divisor), float(lo), float(hi), nan
+        self._perm = (*lay.keep_axes, *lay.reduce_axes)
+        self._keep = lay.keep_axes
+        self._layout = describe_layout(ndim, lay.channel_axis)
+
+    def call(self, inputs: Any) -> Any:
+        _check_rank(self, inputs)
+        xd = ops.cast(inputs, "float64")
+        shape = tuple(ops.shape(xd))
+        xt = ops.transpose(xd, self._perm)
+        kept = [shape[a] for a in self._keep[1:]]
+        n_values = math.prod(shape[a] for a in range(self.ndim) if a not in self._keep)
+        xk = ops.reshape(xt, (-1, *kept, n_values))
+        center, scale = _center_scale(xk, n_values, self.formula, self.divisor, self.lo, self.hi,
+                                      self.nan == "ignore")
+        bshape = tuple(-1 if a == 0 else (shape[a] if a in self._keep else 1) for a in range(self.ndim))
+        center, inv = ops.reshape(center, bshape), ops.reshape(1.0 / scale, bshape)
+        if keras.backend.standardize_dtype(inputs.dtype) in _SMALL_INTS and self.compute_dtype != "float64":
+            # 8/16-bit integers: x * a + b in float32, exactly as normlab's NumPy transform computes them
+            a, b = ops.cast(inv, "float32"), ops.cast(-center * inv, "float32")
+            return ops.cast(ops.cast(inputs, "float32") * a + b, self.compute_dtype)
+        return ops.cast((xd - center) * inv, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"formula": self.formula, "per": self.per, "channel_axis": self.channel_axis,
+                       "ndim": self.ndim, "n_channels": self.n_channels, "divisor": self.divisor, "lo": self.lo,
+                       "hi": self.hi, "nan": self.nan})
+        return config
+
+
+def _check_rank(layer: Any, x: Any) -> None:
+    shape = tuple(ops.shape(x))
+    if len(shape) != layer.ndim:
+        raise LayoutError(
+            f"{type(layer).__name__}(per={layer.per!r}) was fitted on {layer.ndim}-D data laid out as "
+            f"{layer._layout} but received shape {shape}; expected {layer.ndim}-D input. Reshape the input to "
+            "the layout used in fit."
+        )
+    n_channels = getattr(layer, "n_channels", -1)
+    if layer.per == "channel":
+        n_channels = math.prod(layer.stat_shape)
+    if n_channels >= 0 and shape[layer.channel_axis] not in (None, n_channels):
+        raise LayoutError(
+            f"{type(layer).__name__}(per={layer.per!r}) was fitted on {n_channels} channels (layout "
+            f"{layer._layout}) but received shape {shape}, whose channel axis ({layer.channel_axis - layer.ndim}) "
+            f"has {shape[layer.channel_axis]} entries. Pass data in the fitted layout (channels-first/last)."
+        )
+    if layer.per == "feature" and tuple(shape[1:]) != tuple(layer.stat_shape):
+        raise LayoutError(
+            f"Normalize(per='feature') was fitted on samples of shape {tuple(layer.stat_shape)} (layout "
+            f"{layer._layout}) but received samples of shape {tuple(shape[1:])}; expected the same shape per "
+            "sample. Resize the input, or fit per='channel'."
+        )
+
+
+def _larger(a: Any, b: Any) -> Any:
+    """Elementwise maximum that keeps float64 (``keras.ops.maximum`` promotes float64 to float32)."""
+    return ops.where(a > b, a, b)
+
+
+def _quantile(s: Any, count: Any, q: float) -> Any:
+    """``numpy.quantile(method="linear")`` along the last axis of sorted ``s`` holding ``count`` values."""
+    last = _larger(count - 1.0, ops.zeros_like(count))
+    pos = last * q
+    i0 = ops.cast(pos, "int64")  # floor: pos >= 0
+    t = pos - ops.cast(i0, "float64")
+    i1 = ops.where(i0 + 1 < ops.cast(last, "int64"), i0 + 1, ops.cast(last, "int64"))
+    a = ops.take_along_axis(s, i0, axis=-1)
+    b = ops.take_along_axis(s, i1, axis=-1)
+    d = b - a
+    return ops.where(t >= 0.5, b - d * (1.0 - t), a + d * t)  # numpy's two-sided interpolation
+
+
+def _center_scale(xk: Any, n_values: int, formula: str, divisor: float, lo: float, hi: float,
+                  nan_ignore: bool) -> tuple[Any, Any]:
+    """Per-row ``(center, scale)`` over the last axis (keepdims), zero spreads made safe: normlab's rules."""
+    if nan_ignore:
+        valid = ops.logical_not(ops.isnan(xk))
+        count = ops.sum(ops.cast(valid, "float64"), axis=-1, keepdims=True)
+        x0 = ops.where(valid, xk, 0.0)
+    else:
+        valid = None
+        count = ops.full_like(xk[..., :1], float(n_values))
+        x0 = xk
+    ones, zeros = ops.ones_like(count), ops.zeros_like(count)
+    if formula == "identity":
+        return zeros, ones
+    if formula == "scale":
+        return zeros, ones * divisor
+    if formula == "center":
+        return ops.sum(x0, axis=-1, keepdims=True) / count, ones
+    if formula == "standardize":
+        mean = ops.sum(x0, axis=-1, keepdims=True) / count
+        dev = xk - mean if valid is None else ops.where(valid, xk - mean, 0.0)
+        scale = ops.sqrt(ops.sum(dev * dev, axis=-1, keepdims=True) / count)
+        var = scale * scale
+        bound = count * _EPS * var + (count * mean * _EPS) ** 2  # scikit-learn's "zero up to rounding"
+        mask = ops.logical_or(var <= bound, scale == 0)
+        return mean, ops.where(mask, ones, scale)
+    if formula in ("l1", "l2", "linf"):
+        if formula == "l1":
+            norm = ops.sum(ops.abs(x0), axis=-1, keepdims=True)
+        elif formula == "l2":
+            norm = ops.sqrt(ops.sum(x0 * x0, axis=-1, keepdims=True))
+        else:
+            norm = ops.max(ops.abs(x0), axis=-1, keepdims=True)
+        return zeros, ops.where(norm == 0, ones, norm)
+    if formula == "robust":
+        s = ops.sort(ops.where(valid, xk, math.inf) if valid is not None else xk, axis=-1)
+        center = _quantile(s, count, 0.5)
+        scale = _quantile(s, count, hi) - _quantile(s, count, lo)
+    else:  # minmax, scale-max
+        dmin = ops.min(xk if valid is None else ops.where(valid, xk, math.inf), axis=-1, keepdims=True)
+        dmax = ops.max(xk if valid is None else ops.where(valid, xk, -math.inf), axis=-1, keepdims=True)
+        if formula == "minmax":
+            rng = dmax - dmin
+            rng = ops.where(rng < 10 * _EPS * _larger(ops.abs(dmin), ones), ones, rng)
+            scale = rng / (hi - lo)
+            return dmin - lo * scale, scale
+        center = zeros
+        scale = _larger(ops.abs(dmin), ops.abs(dmax))
+    mask = ops.abs(scale) < 10 * _EPS * _larger(ops.abs(center), ones)
+    return center, ops.where(mask, ones, scale)
+
+
+def to_keras(normalizer: Any) -> keras.layers.Layer:
+    """The Keras layer that applies a fitted normalizer (what ``normalizer.to_keras()`` returns).
+
+    Examples
+    --------
+    >>> import numpy as np, keras, normlab
+    >>> x = np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3)           # (n, h, w, c)
+    >>> layer = normlab.Standardize(per="channel").fit(x).to_keras()
+    >>> type(layer).__name__, layer.axis
+    ('Normalization', (3,))
+    >>> model = keras.Sequential([keras.Input((2, 2, 3), dtype="uint8"), layer])
+    >>> model(x).shape
+    torch.Size([2, 2, 2, 3])
+    """
+    normalizer._check_is_fitted("to_keras()")
+    lay = normalizer._fit_layout
+    if not lay.stateful:
+        n_channels = lay.shape[lay.channel_axis] if lay.per == "sample-channel" else -1
+        return SampleNormalize(per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim, n_channels=n_channels,
+                               nan=normalizer.nan, **sample_formula(normalizer))
+    center = np.asarray(normalizer.center_, np.float64)
+    scale = np.asarray(normalizer.scale_, np.float64)
+    if not np.any(center) and np.all(scale == scale.flat[0]):
+        return keras.layers.Rescaling(scale=float(1.0 / scale.flat[0]))
+    if _KERAS_MIN_SCALE <= np.min(np.abs(scale)) and np.max(np.abs(scale)) <= _KERAS_MAX_SCALE and np.all(scale > 0):
+        # Keras' own layer, built and given its statistics as weights (as adapt() leaves it): they are saved
+        # with the model's weights, not as long lists in its JSON config
+        axis = {"global": None, "channel": lay.channel_axis}.get(lay.per, tuple(range(1, lay.ndim)))
+        layer = keras.layers.Normalization(axis=axis)
+        layer.build(tuple(lay.shape[a] if a in lay.keep_axes and a > 0 else None for a in range(lay.ndim)))
+        layer.adapt_mean.assign(center.reshape(layer.adapt_mean.shape))
+        layer.adapt_variance.assign((scale**2).reshape(layer.adapt_variance.shape))
+        layer.finalize_state()
+        return layer
+    return Normalize(center, scale, per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim)
