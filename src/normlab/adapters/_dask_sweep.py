@@ -37,9 +37,8 @@ _LEGACY_FILES = ("x_train", "y_train", "x_val", "y_val")  # what a task's ``data
 _COPIES = "normlab-sweep-data"
 _MAX_RESENDS = 3
 
-# Inside a worker process: one run at a time (seeds are process-global), and the file versions read so far.
+# Inside a worker process: one run at a time (seeds are process-global).
 _RUN_LOCK = threading.Lock()
-_READ: dict[str, tuple[int, int]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,26 +153,6 @@ def _local_files(refs: list[_FileRef]) -> list[str]:
     return out
 
 
-def _forget_stale(paths: list[str]) -> None:
-    """Drop the runner's cached splits when a path it may have cached now holds another version.
-
-    The runner keeps the last splits it loaded, keyed by their paths; a worker process outlives one sweep
-    (a resumed sweep rewrites the run folder), so the version is checked here.
-    """
-    stale = False
-    for path in paths:
-        st = os.stat(path)
-        version = (int(st.st_size), int(st.st_mtime_ns))
-        stale |= _READ.get(path, version) != version
-        _READ[path] = version
-    if stale:
-        from normlab.experiments import runner
-
-        state = getattr(runner, "_STATE", None)
-        if isinstance(state, dict):
-            state.clear()
-
-
 def _run_on_worker(
     task: dict[str, Any],
     settings: Any,
@@ -186,9 +165,7 @@ def _run_on_worker(
     from normlab.experiments.runner import run_task
 
     with _RUN_LOCK:
-        files = _local_files(refs)
-        _forget_stale(files)
-        task = _with_files(task, files)
+        task = _with_files(task, _local_files(refs))  # the runner's cache checks each file's version
         import torch
 
         if threads:

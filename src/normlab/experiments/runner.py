@@ -1,10 +1,10 @@
 """The sweep runner: run every missing (model, method, init seed, order seed) in worker processes.
 
 Workers are started with the ``spawn`` context (PyTorch and ``fork`` do not mix), each limited to
-``cores // workers`` threads. They read the splits, already preprocessed by the parent with each method's
-fitted normalizers, from ``.cache/`` in the run folder, build the model under the run's init seed, train,
-and send the result back. Only the parent writes to the store, one transaction per finished run, as results arrive.
-A worker whose parent dies (even by SIGKILL) exits within a second.
+``cores // workers`` threads. They read the splits, already preprocessed by the parent with each
+method's fitted normalizers, from ``.cache/`` in the run folder, build the model under the run's init
+seed, train, and send the result back. Only the parent writes to the store, one transaction per finished
+run, as results arrive. A worker whose parent dies (even by SIGKILL) exits within a second.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from normlab.experiments._common import CompareError
-from normlab.experiments.train import RunResult, TrainSettings
+from normlab.experiments.train import RunResult, TrainSettings, train_run
 
 __all__ = ["execute_tasks", "run_task"]
 
@@ -34,12 +34,22 @@ _STATE: dict[str, Any] = {}
 # --------------------------------------------------------------------------------------------------
 
 
+def _file_version(path: str) -> tuple[str, int, int]:
+    """``(path, size, mtime_ns)``: a file's path and the version of its contents."""
+    st = os.stat(path)
+    return str(path), int(st.st_size), int(st.st_mtime_ns)
+
+
 def _prepared(task: dict[str, Any], device: Any) -> tuple[Any, ...]:
-    """The run's preprocessed splits as tensors on ``device`` (kept for the next run of the same method)."""
+    """The run's preprocessed splits as tensors on ``device`` (kept for the next run of the same method).
+
+    The cache is keyed by each file's path, size and modification time: a worker process can outlive a
+    sweep (a Dask worker does), and a resumed sweep writes new splits to the same paths.
+    """
     import torch
 
     files = task["files"]
-    key = (tuple(files), str(device))
+    key = (tuple(_file_version(f) for f in files), str(device))
     cached = _STATE.get("prepared")
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -72,8 +82,6 @@ def run_task(
         batchnorm_input=task["batchnorm_input"],
         batchnorm_all=task["batchnorm_all"],
     ).to(dev)
-    from normlab.experiments.train import train_run
-
     result = train_run(model, data, settings, task["order_seed"], on_epoch=on_epoch)
     result.seconds = time.perf_counter() - t0
     return result
