@@ -153,3 +153,23 @@ def test_factorial_seeds_cover_every_combination(tmp_path, tiny_digits):
         json.loads((r.rundir / "config.json").read_text())["identity"]["data"]["name"]
         == "digits <b>&</b> 'q' $x"
     )
+
+
+def test_moving_the_data_files_resumes_the_same_run_folder(tmp_path):
+    # a spec's folders are not part of the run's identity (the data's contents are)
+    import numpy as np
+
+    import normlab.data
+
+    x, y = normlab.data.open("digits", limit=120).arrays("train")
+    x, y = np.asarray(x), np.asarray(y)
+    (tmp_path / "a").mkdir()
+    np.savez(tmp_path / "a" / "d.npz", x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:])
+    run = dict(methods="none", model="logreg", seeds=1, epochs=1, workers=1, threads=1,
+               out=tmp_path / "run", progress=False)  # fmt: skip
+    first = compare(f"npz:{tmp_path / 'a' / 'd.npz'}", **run)
+    (tmp_path / "a").rename(tmp_path / "b")
+    again = compare(f"npz:{tmp_path / 'b' / 'd.npz'}", **run)
+    assert len(first.ran) == 1 and again.ran == [] and again.n_skipped == 1
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["identity"]["data"]["name"] == "npz:d.npz"

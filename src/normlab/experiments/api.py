@@ -99,6 +99,12 @@ def _load_data(
             f"data={type(data).__name__} is not a dataset; expected a spec such as 'digits' or "
             "'mnist:DIR', or a dataset from normlab.data.open() / normlab.data.from_arrays()."
         )
+    # a spec's name loses its folders (moving the files changes nothing); a dataset object's is kept
+    name = (
+        _short_name(ds.name)
+        if isinstance(data, str) or hasattr(data, "__fspath__")
+        else str(ds.name)
+    )
     val_split = (
         "validation" if "validation" in ds.splits else "test" if "test" in ds.splits else None
     )
@@ -139,10 +145,10 @@ def _load_data(
         how = "the dataset's test split"
     return {
         "spec": spec,
-        "name": ds.name,
+        "name": name,
         "arrays": (x_train, y_train, x_val, y_val),
         "identity": {
-            "name": ds.name,
+            "name": name,
             "fingerprint": digest.hexdigest(),
             "n_train": len(x_train),
             "n_val": len(x_val),
@@ -152,6 +158,21 @@ def _load_data(
             "n_classes": int(n_classes),
         },
     }
+
+
+def _short_name(name: str) -> str:
+    """A dataset's name without its folders, so that moving the files changes nothing.
+
+    >>> _short_name("mnist:/data/mnist"), _short_name("csv:/home/u/train.csv"), _short_name("digits")
+    ('mnist', 'csv:train.csv', 'digits')
+    >>> _short_name("mnist:mnist"), _short_name("/data/x_train.npy")
+    ('mnist', 'x_train.npy')
+    """
+    kind, sep, path = str(name).partition(":")
+    if not sep or not path:
+        return Path(str(name)).name or str(name)
+    base = Path(path.rstrip("/\\")).name
+    return kind if base == kind else f"{kind}:{base}"
 
 
 def _seed_pairs(
