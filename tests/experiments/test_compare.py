@@ -155,6 +155,19 @@ def test_factorial_seeds_cover_every_combination(tmp_path, tiny_digits):
     )
 
 
+def test_diverging_runs_are_recorded_and_the_sweep_goes_on(tmp_path, tiny_digits):
+    r = compare(tiny_digits(120), methods="none,max", model="logreg", optimizer="sgd", lr=1e5, seeds=2,
+                epochs=2, workers=1, threads=1, out=tmp_path / "d", progress=False)  # fmt: skip
+    assert r.n_finished == 4 and r.n_diverged == 4
+    assert all(
+        row["n_diverged"] == 2 and math.isnan(row["final_val_acc_mean"]) for row in r.summary
+    )
+    runs = _read_csv(tmp_path / "d" / "summary.csv")
+    assert [row["n_diverged"] for row in runs] == ["2", "2"]
+    page = r.report_path.read_text()
+    assert "2 of 2 runs diverged" in page and "exceeded 1000× its first value" in page
+
+
 def test_moving_the_data_files_resumes_the_same_run_folder(tmp_path):
     # a spec's folders are not part of the run's identity (the data's contents are)
     import numpy as np
@@ -173,3 +186,28 @@ def test_moving_the_data_files_resumes_the_same_run_folder(tmp_path):
     assert len(first.ran) == 1 and again.ran == [] and again.n_skipped == 1
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["identity"]["data"]["name"] == "npz:d.npz"
+
+
+def test_the_report_says_what_each_method_feeds_the_model(sweep):
+    from normlab.experiments.store import open_store
+
+    with open_store(sweep.rundir) as store:
+        described = {m: d for m, (d, _) in store.methods().items()}
+    assert described["none"] == "raw input"
+    assert described["standardize+batchnorm-all"].startswith("standardize (per feature)")
+    assert described["standardize+batchnorm-all"].endswith("; BatchNorm after every hidden layer")
+    assert "BatchNorm after every hidden layer" in (sweep.rundir / "report.html").read_text()
+
+
+def test_findings_state_a_difference_as_a_size_and_a_direction():
+    from normlab.experiments.report import _findings
+
+    common = dict(model="mlp", n_runs=5, n_diverged=0, final_val_acc_std=0.01,
+                  wilcoxon_p_holm=0.06, p_improvement=0.0)  # fmt: skip
+    rows = [
+        dict(common, method="none", final_val_acc_mean=0.9, t_p_holm=math.nan, diff_mean=math.nan),
+        dict(common, method="l2-axis1", final_val_acc_mean=0.85, t_p_holm=0.004, diff_mean=-0.05),
+    ]
+    text = " ".join(_findings(rows, "none"))
+    assert "mlp / l2-axis1 is worse than none by 0.0500 accuracy" in text
+    assert "-0.05" not in text

@@ -540,8 +540,17 @@ def compare(
             "platform": platform.platform(),
         }
         store.set_meta("settings", json.dumps(run_settings, sort_keys=True))
-        for name, f in fitted.items():
-            store.save_method(name, f.describe() or "raw input", f.notes)
+        for spec in method_specs:
+            layers = [
+                text
+                for flag, text in (
+                    (spec.batchnorm_input, "BatchNorm (no affine) as the first layer"),
+                    (spec.batchnorm_all, "BatchNorm after every hidden layer"),
+                )
+                if flag
+            ]
+            what = fitted[spec.name].describe() or "raw input"
+            store.save_method(spec.name, "; ".join([what, *layers]), fitted[spec.name].notes)
         store.begin_session(len(todo))
         ran: list[str] = []
         if todo:

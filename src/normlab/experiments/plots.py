@@ -108,7 +108,8 @@ def plot_curves(
                 ax.legend(fontsize=8, ncol=1 if n_methods <= 4 else 2)
     if title:
         fig.suptitle(
-            _text(title) + "  (mean ± std over seeds; dashed: train, solid: validation)", fontsize=12
+            _text(title) + "  (mean ± std over seeds; dashed: train, solid: validation)",
+            fontsize=12,
         )
     fig.savefig(path)
     return path
@@ -142,9 +143,13 @@ def plot_final(
             for v, s in finals.get((model, m), [])
             if s == "done" and math.isfinite(v)
         ]
-        floor = min(done_values) if done_values else 0.0
-        span = (max(done_values) - floor) if done_values else 1.0
-        bottom = floor - 0.08 * max(span, 0.01)
+        # diverged runs are drawn as crosses below every finished run (at 0 when none finished)
+        if done_values:
+            floor, span = min(done_values), max(done_values) - min(done_values)
+            bottom = floor - 0.08 * max(span, 0.01)
+        else:
+            bottom = 0.0
+            ax.set_ylim(-0.05, 1.0)
         for i, method in enumerate(methods):
             pts = finals.get((model, method), [])
             ok = [v for v, s in pts if s == "done" and math.isfinite(v)]
@@ -202,6 +207,8 @@ def plot_final(
         ax.grid(True, axis="y", alpha=0.3)
         ax.set_title(_text(model) if len(models) > 1 else metric_label, fontsize=11)
     if title:
-        fig.suptitle(_text(title) + "  (dots: runs; bar: mean; gray: 95 % bootstrap CI)", fontsize=12)
+        fig.suptitle(
+            _text(title) + "\n(dots: runs; bar: mean; gray: 95 % bootstrap CI)", fontsize=11
+        )
     fig.savefig(path)
     return path

@@ -49,12 +49,15 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def _pm(mean: float, std: float, digits: int = 4) -> str:
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std`` with one format for both (4 decimals; 4 significant digits when large)."""
     if mean is None or math.isnan(mean):
         return "–"
-    return (
-        f"{_fmt(mean, digits)} ± {_fmt(std, digits)}" if not math.isnan(std) else _fmt(mean, digits)
-    )
+
+    def f(v: float) -> str:
+        return f"{v:.4g}" if abs(mean) >= 1e4 else f"{v:.4f}"
+
+    return f"{f(mean)} ± {f(std)}" if not math.isnan(std) else f(mean)
 
 
 def _p(v: float) -> str:
@@ -201,6 +204,7 @@ padding:0 1rem;color:#1d1d1f;line-height:1.45}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .sub{color:#555;margin-top:0}table{border-collapse:collapse;font-size:.86rem;margin:.6rem 0}
 th,td{border:1px solid #d8d8d8;padding:.28rem .5rem;text-align:right;vertical-align:top}
+td{white-space:nowrap}td.l{white-space:normal}
 th{background:#f3f4f6}td.l,th.l{text-align:left}tr.base td{background:#f8fafc}
 img{max-width:100%;height:auto;border:1px solid #eee}.warn{color:#a40000}.note{color:#555;font-size:.9rem}
 code{background:#f3f4f6;padding:0 .25rem;border-radius:3px}ul.find li{margin:.25rem 0}
@@ -243,7 +247,7 @@ def _findings(rows: Sequence[dict[str, Any]], baseline: str) -> list[str]:
             if not math.isnan(p) and p < 0.05:
                 word = "better" if r["diff_mean"] > 0 else "worse"
                 out.append(
-                    f"{_e(model)} / {_e(r['method'])} is {word} than {_e(baseline)} by {r['diff_mean']:+.4f} "
+                    f"{_e(model)} / {_e(r['method'])} is {word} than {_e(baseline)} by {abs(r['diff_mean']):.4f} "
                     f"accuracy (paired t-test, Holm-adjusted p = {_p(p)}; Wilcoxon {_p(r['wilcoxon_p_holm'])}; "
                     f"P(improvement) = {_fmt(r['p_improvement'], 2)})."
                 )
