@@ -603,3 +603,49 @@ def test_mnist_train_pixels_give_the_published_mean_and_std():
     assert acc.count[0] == 60000 * 28 * 28
     assert round(acc.mean[0] / 255, 6) == 0.130660
     assert round(acc.std[0] / 255, 6) == 0.308108
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.bool_], ids=lambda d: np.dtype(d).name)
+def test_min_and_max_stay_exact_when_saturated_entries_skip_their_passes(
+    dtype, threads, monkeypatch
+):
+    monkeypatch.setenv("NORMLAB_THREADS", threads)
+    info = (0, 1) if dtype is np.bool_ else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    rng = np.random.default_rng(17)
+    x3 = rng.integers(info[0], info[1] + 1, (3 << 20, 3, 1)).astype(dtype)  # 9 MB: worker threads
+    # entry 1 meets its lower bound only in the very last rows: until then no pass may be skipped
+    x3[:, 1] = np.maximum(x3[:, 1], info[0] + 1) if dtype is not np.bool_ else True
+    x3[-5:, 1] = info[0]
+    calls = []
+    real = S._int_moments_np
+    monkeypatch.setattr(
+        S, "_int_moments_np", lambda X, minmax=True: calls.append(minmax) or real(X, minmax)
+    )
+    acc = StatsAccumulator(3, engine="numpy").update(x3)
+    assert np.array_equal(acc.mean, _exact(x3)[0]) and np.array_equal(acc.var, _exact(x3)[1])
+    ref = x3.astype(np.int64)
+    assert np.array_equal(acc.min, ref.min(axis=(0, 2))) and np.array_equal(
+        acc.max, ref.max(axis=(0, 2))
+    )
+    assert all(calls)  # entry 1 was never saturated before the end
+    # once every entry has met both bounds, the remaining chunks skip min/max and nothing changes
+    x3[0, :] = info[0]
+    x3[1, :] = info[1]
+    calls.clear()
+    acc = StatsAccumulator(3, engine="numpy").update(x3)
+    assert not all(calls) and calls[0]
+    assert np.array_equal(acc.min, np.full(3, info[0])) and np.array_equal(
+        acc.max, np.full(3, info[1])
+    )
+    assert np.array_equal(acc.mean, _exact(x3)[0]) and np.array_equal(acc.var, _exact(x3)[1])
+
+
+def _exact(x3):
+    """Correctly rounded per-entry mean and variance of integer data, from exact int64 sums."""
+    x = np.moveaxis(x3, 1, 0).reshape(x3.shape[1], -1).astype(np.int64)
+    n = x.shape[1]
+    s1, s2 = [int(v) for v in x.sum(axis=1)], [int(v) for v in (x * x).sum(axis=1)]
+    mean = [float(Fraction(a, n)) for a in s1]
+    var = [float(Fraction(n * b - a * a, n * n)) for a, b in zip(s1, s2, strict=True)]
+    return np.array(mean), np.array(var)

@@ -15,7 +15,7 @@ How each statistic is computed
   exact integer numerators, so both are the correctly rounded float64 values of the true mean and
   variance, **bit-identical for any split** of the data into ``update``/``merge`` calls and for either
   engine. 64-bit integers with values outside the 32-bit range, and float16/32/64 data, take the float path.
-* **Float data** is accumulated in float64 chunk by chunk (512 kB). A first pass gives each entry's min and
+* **Float data** is accumulated in float64 chunk by chunk (1 MB). A first pass gives each entry's min and
   max (and detects NaN/inf); a second pass sums ``e = x - shift`` and ``e**2`` around the chunk's midrange,
   giving ``mean = shift + sum(e) / n`` and ``m2 = sum(e**2) - sum(e)**2 / n`` (the corrected two-pass
   algorithm); if cancellation would cost more than 10 bits the chunk is redone around its refined mean.
@@ -34,8 +34,10 @@ How each statistic is computed
   silently subsampled.
 
 Engines. With the optional numba package, compiled kernels (``normlab.core._numba``) do the passes;
-otherwise NumPy does, spreading big updates over worker threads (NumPy releases the GIL). Results are
-identical either way. ``NORMLAB_ENGINE=numpy`` forces NumPy; ``NORMLAB_THREADS=n`` sets the worker count.
+otherwise NumPy does, spreading big integer updates over worker threads (NumPy releases the GIL). Float
+chunks stay on one thread: their per-chunk Python work makes threads queue for the GIL, which measured
+slower than one thread. Results are identical either way. ``NORMLAB_ENGINE=numpy`` forces NumPy;
+``NORMLAB_THREADS=n`` sets the worker count.
 
 Memory is O(k) for the moments, O(k * bins) for histograms, bounded (about 32 MB) for exact quantile
 values and ``O(k * cap * log(n))`` for sketches; temporaries are O(chunk), never O(data).
@@ -60,7 +62,7 @@ __all__ = ["NonFiniteError", "StatsAccumulator"]
 #: Target size of one chunk of input, in bytes. Temporaries are O(chunk), never O(data).
 _CHUNK_BYTES = 1 << 20
 #: Chunk size of the float path (both engines: the chunking fixes the float rounding, so it is shared).
-_FLOAT_CHUNK_BYTES = 1 << 19
+_FLOAT_CHUNK_BYTES = 1 << 20
 #: Chunk size of the integer paths with numba (exact sums do not depend on it; views, no copies).
 _NUMBA_CHUNK_BYTES = 1 << 28
 #: With engine="auto", updates at least this big use the compiled kernels (when numba is installed).
@@ -281,32 +283,36 @@ def _expand(v: np.ndarray, m: int, k: int, b: int) -> np.ndarray:
 # folding to entries is shared, so both engines give identical results.
 # --------------------------------------------------------------------------------------------------------
 
-#: Rows per BLAS block for 8-bit data: 256 * 255**2 < 2**24, so float32 sums of values and squares are exact.
+#: Rows per block for 8-bit data: 256 * 255**2 < 2**24, so float32 sums of values and squares are exact.
 _ROWS_8BIT = 256
 
 
-def _int_moments_np(X: np.ndarray):
+def _int_moments_np(X: np.ndarray, minmax: bool = True):
     """Exact per-position ``(s1, sq0, sq1, sq2, mn, mx)`` of an integer chunk ``(R, L)``.
 
-    The sum of squares is ``sq0 + sq1 * 2**17 + sq2 * 2**32``. 8- and 16-bit data use BLAS on float32 /
-    float64 copies whose every partial sum is an integer below 2**24 / 2**53 (so exact in any order);
-    32-bit data splits ``x = hi * 2**16 + lo`` in int64.
+    The sum of squares is ``sq0 + sq1 * 2**17 + sq2 * 2**32``. 8-bit data is summed in float32 blocks of
+    256 rows (every partial sum of values or squares is an integer below 2**24, so exact in any order),
+    with NumPy's own reductions rather than BLAS (whose threads would fight the worker threads); 16-bit
+    data uses BLAS on a float64 copy (partial sums below 2**53); 32-bit data splits ``x = hi * 2**16 + lo``
+    in int64. ``minmax=False`` skips the min/max passes (``mn``, ``mx`` are then None): the caller knows
+    they cannot change any more.
     """
     R, L = X.shape
-    mn = np.minimum.reduce(X, axis=0).astype(np.int64)
-    mx = np.maximum.reduce(X, axis=0).astype(np.int64)
+    mn = mx = None
+    if minmax:
+        mn = np.minimum.reduce(X, axis=0).astype(np.int64)
+        mx = np.maximum.reduce(X, axis=0).astype(np.int64)
     if X.dtype.itemsize <= 2:
         if X.dtype.itemsize == 1:
-            s = np.zeros(L, np.int64)
-            q = np.zeros(L, np.int64)
+            s = np.zeros(L, np.float64)
+            q = np.zeros(L, np.float64)
             for r0 in range(0, R, _ROWS_8BIT):
                 Xb = X[r0 : r0 + _ROWS_8BIT]
                 F = _scratch("f32", Xb.shape, np.float32)
                 np.copyto(F, Xb, casting="unsafe")
-                ones = np.ones(Xb.shape[0], np.float32)
-                s += (ones @ F).astype(np.int64)
-                np.multiply(F, F, out=F)
-                q += (ones @ F).astype(np.int64)
+                s += np.add.reduce(F, axis=0)
+                q += np.einsum("ij,ij->j", F, F)
+            s, q = s.astype(np.int64), q.astype(np.int64)  # integers below 2**53: exact
         else:
             F = _scratch("f64", X.shape, np.float64)
             np.copyto(F, X, casting="unsafe")
@@ -1008,20 +1014,28 @@ class StatsAccumulator:
                 mx = values[255 - np.argmax(nz[:, ::-1], axis=1)]
                 zero = np.zeros(k, np.int64)
                 return n, s1, sq0, zero, zero, mn, mx, h, X, m, b
-            s, q0, q1, q2, mnp, mxp = moments(X)
+            if engine == "numba":
+                s, q0, q1, q2, mnp, mxp = moments(X)  # min/max are fused into the one pass
+            else:
+                s, q0, q1, q2, mnp, mxp = moments(X, not saturated[0])
             return (
                 n,
                 _fold_sum(s, m, k, b),
                 _fold_sum(q0, m, k, b),
                 _fold_sum(q1, m, k, b),
                 _fold_sum(q2, m, k, b),
-                _fold_min(mnp, m, k, b),
-                _fold_max(mxp, m, k, b),
+                None if mnp is None else _fold_min(mnp, m, k, b),
+                None if mxp is None else _fold_max(mxp, m, k, b),
                 h,
                 X,
                 m,
                 b,
             )
+
+        # Once every entry has met both bounds of the dtype (0 and 255 for most images, usually within
+        # the first chunk), no value can change min or max: the NumPy engine skips those two passes.
+        lo, hi = (0, 1) if self._kind == "b" else (np.iinfo(x3.dtype).min, np.iinfo(x3.dtype).max)
+        saturated = [False]
 
         for n, s1, sq0, sq1, sq2, mn, mx, h, X, m, b in _pmap(job, chunks, parallel):
             if self._r_n + n > _FLUSH_VALUES:
@@ -1032,8 +1046,10 @@ class StatsAccumulator:
             self._r_sq2 += sq2
             self._r_n += n
             self._count += n
-            np.minimum(self._min, mn, out=self._min)
-            np.maximum(self._max, mx, out=self._max)
+            if mn is not None:
+                np.minimum(self._min, mn, out=self._min)
+                np.maximum(self._max, mx, out=self._max)
+                saturated[0] = bool((self._min <= lo).all() and (self._max >= hi).all())
             if h is not None:
                 self._hist += h
             elif self._vals is not None:
@@ -1052,10 +1068,10 @@ class StatsAccumulator:
             from normlab.core import _numba
 
             minmax, dev_sums = _numba.minmax, _numba.dev_sums
-            parallel = False
         else:
             minmax, dev_sums = _minmax_np, _dev_sums_np
-            parallel = x3.nbytes >= _PARALLEL_BYTES and _n_workers() > 1
+        # one thread: float chunks are small, and threads would queue for the GIL (measured slower)
+        parallel = False
 
         def job(X, m, b):
             if conv is not None:
