@@ -42,7 +42,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-README = Path(__file__).with_name("README.md")
+from _readme import README, replace_section  # noqa: E402  (benchmarks/ is the script's folder)
+
 TITLE = "## Framework adapters (`benchmarks/bench_adapters.py`)"
 
 
@@ -97,9 +98,16 @@ def run(args, threads: int) -> tuple[list, list]:
             ("normlab `to_torch()` module, (n, h, w, c)", lambda: module(xt), "nhwc"),
             ("normlab module under `torch.jit.script`", lambda: scripted(xt), "nhwc"),
             ("normlab `to_torch()` module, (n, c, h, w)", lambda: module_nchw(xt_nchw), "nchw"),
-            ("`(x.float() - mean) / std`, mean/std of shape (3,)", lambda: (xt.float() - mean) / std, "nhwc"),
-            ("torchvision recipe: `x.float().div(255)`, then `sub_(mean).div_(std)` on (n, c, h, w)",
-             lambda: xt_nchw.float().div(255).sub_(mean01).div_(std01), "nchw"),
+            (
+                "`(x.float() - mean) / std`, mean/std of shape (3,)",
+                lambda: (xt.float() - mean) / std,
+                "nhwc",
+            ),
+            (
+                "torchvision recipe: `x.float().div(255)`, then `sub_(mean).div_(std)` on (n, c, h, w)",
+                lambda: xt_nchw.float().div(255).sub_(mean01).div_(std01),
+                "nchw",
+            ),
             ("`normalizer.transform(x)` (NumPy, numba kernel)", lambda: norm.transform(x), "nhwc"),
         ]
         times = best_seconds([fn for _, fn, _ in contenders], args.calls, args.repeat)
@@ -119,13 +127,19 @@ def run(args, threads: int) -> tuple[list, list]:
         adapted.adapt(x.astype(np.float32))
         custom = normlab.keras.Normalize(norm.center_, norm.scale_, per="channel", ndim=4)
         contenders = [
-            (f"normlab `to_keras()` (= `keras.layers.{type(ours).__name__}(mean=, variance=)`)", ours),
+            (
+                f"normlab `to_keras()` (= `keras.layers.{type(ours).__name__}(mean=, variance=)`)",
+                ours,
+            ),
             ("`keras.layers.Normalization(axis=-1)` after `adapt(x)`", adapted),
             ("`normlab.keras.Normalize` layer (long rows)", custom),
         ]
         with torch.inference_mode():
-            times = best_seconds([lambda layer=layer: layer(xt) for _, layer in contenders], args.calls,
-                                 max(3, args.repeat // 4))
+            times = best_seconds(
+                [lambda layer=layer: layer(xt) for _, layer in contenders],
+                args.calls,
+                max(3, args.repeat // 4),
+            )
             for (label, layer), secs in zip(contenders, times, strict=True):
                 y = keras.ops.convert_to_numpy(layer(xt))
                 keras_rows.append((label, out_bytes / secs / 1e9, secs * 1e3, check(y)))
@@ -147,25 +161,27 @@ def markdown(results, args, load) -> str:
         "round. `max |error|` is against `normalizer.transform` (NumPy).",
     ]
     for threads, (torch_rows, keras_rows) in results:
-        lines += ["", f"| PyTorch, `torch.set_num_threads({threads})` | GB/s of output | ms per batch | "
-                      "max \\|error\\| |", "|---|---:|---:|---:|"]
-        lines += [f"| {label} | {gbs:.2f} | {ms:.3f} | {err:.1e} |" for label, gbs, ms, err in torch_rows]
+        lines += [
+            "",
+            f"| PyTorch, `torch.set_num_threads({threads})` | GB/s of output | ms per batch | "
+            "max \\|error\\| |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {label} | {gbs:.2f} | {ms:.3f} | {err:.1e} |" for label, gbs, ms, err in torch_rows
+        ]
         if keras_rows:
-            lines += ["", f"| Keras 3 (torch backend), {threads} thread(s) | GB/s of output | ms per batch | "
-                          "max \\|error\\| |", "|---|---:|---:|---:|"]
-            lines += [f"| {label} | {gbs:.2f} | {ms:.3f} | {err:.1e} |" for label, gbs, ms, err in keras_rows]
+            lines += [
+                "",
+                f"| Keras 3 (torch backend), {threads} thread(s) | GB/s of output | ms per batch | "
+                "max \\|error\\| |",
+                "|---|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {label} | {gbs:.2f} | {ms:.3f} | {err:.1e} |"
+                for label, gbs, ms, err in keras_rows
+            ]
     return "\n".join(lines) + "\n"
-
-
-def write_readme(section: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    start = text.find(TITLE)
-    if start >= 0:
-        nxt = text.find("\n## ", start + 5)
-        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    README.write_text(text.rstrip() + "\n")
 
 
 def main(argv=None) -> int:
@@ -175,14 +191,16 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=20)
     p.add_argument("--repeat", type=int, default=40)
     p.add_argument("--no-keras", action="store_true")
-    p.add_argument("--readme", action="store_true", help="write the section into benchmarks/README.md")
+    p.add_argument(
+        "--readme", action="store_true", help="write the section into benchmarks/README.md"
+    )
     args = p.parse_args(argv)
     load = os.getloadavg()[0]
     results = [(t, run(args, t)) for t in (int(v) for v in str(args.threads).split(","))]
     section = markdown(results, args, load)
     print(section)
     if args.readme:
-        write_readme(section)
+        replace_section(TITLE, section)
         print(f"wrote {README}")
     return 0
 

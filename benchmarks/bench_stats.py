@@ -43,11 +43,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _readme import README, replace_section  # noqa: E402  (benchmarks/ is the script's folder)
+
 from normlab.core._kernels import affine_transform  # noqa: E402
 from normlab.core.stats import StatsAccumulator  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-README = Path(__file__).with_name("README.md")
 LOAD = [0.0]  # load average when the run started
 
 
@@ -484,18 +485,6 @@ def markdown(rows, extra, notes, args, total_secs) -> str:
     return "\n".join(lines)
 
 
-def write_readme(section: str) -> None:
-    head = "# Benchmarks\n\nEach section is written by the script named in its title; rerun it to refresh the figures.\n\n"
-    text = README.read_text() if README.exists() else head
-    start = text.find("## Statistics engine")
-    if start >= 0:
-        nxt = text.find("\n## ", start + 5)
-        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    README.write_text(text.rstrip() + "\n")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
@@ -558,7 +547,7 @@ def main(argv=None) -> int:
         gc.collect()
     section = markdown(rows, extra, notes, args, time.perf_counter() - t0)
     if not (args.quick or args.no_readme):
-        write_readme(section)
+        replace_section("## Statistics engine", section)
         print(f"wrote {README}")
     else:
         print(section)
