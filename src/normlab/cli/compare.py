@@ -135,7 +135,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--batch-size", type=_positive_int, default=None, metavar="N", help="default 32"
     )
-    train.add_argument("--epochs", type=_positive_int, default=None, metavar="N", help="default 15")
+    train.add_argument("--epochs", type=_positive_int, default=None, metavar="N", help="default 10")
     train.add_argument("--device", default="auto", help="auto (a GPU when present), cpu or cuda")
     train.add_argument(
         "--workers",
