@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -211,3 +212,22 @@ def test_findings_state_a_difference_as_a_size_and_a_direction():
     text = " ".join(_findings(rows, "none"))
     assert "mlp / l2-axis1 is worse than none by 0.0500 accuracy" in text
     assert "-0.05" not in text
+
+
+def test_workers_get_absolute_paths_to_the_prepared_splits(tmp_path, tiny_digits, monkeypatch):
+    # a Dask worker started in another folder must find the files of a relative --out folder
+    from normlab.experiments import api
+
+    seen: list[str] = []
+    execute = api.execute_tasks
+
+    def record(tasks, settings, **kw):
+        seen.extend(f for t in tasks for f in t["files"])
+        execute(tasks, settings, **kw)
+
+    monkeypatch.setattr(api, "execute_tasks", record)
+    monkeypatch.chdir(tmp_path)
+    compare(tiny_digits(120), methods="none", model="logreg", seeds=1, epochs=1, workers=1,
+            threads=1, out="relative-run", progress=False, write_report=False)  # fmt: skip
+    assert seen and all(Path(f).is_absolute() for f in seen)
+    assert all(Path(f).parent == tmp_path / "relative-run" / ".cache" for f in seen)

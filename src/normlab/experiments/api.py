@@ -271,10 +271,13 @@ def _write_cache(
     fitted: dict[str, FittedMethod],
     methods: list[str],
 ) -> tuple[Path, dict[str, list[str]]]:
-    """Preprocess every split with every method once, in the models' layout, for the workers to load."""
+    """Preprocess every split with every method once, in the models' layout, for the workers to load.
+
+    The paths are absolute: a worker may run in another folder (``dask worker`` started elsewhere).
+    """
     from normlab.experiments.models import to_model_input
 
-    cache = rundir / ".cache"
+    cache = rundir.absolute() / ".cache"
     cache.mkdir(exist_ok=True)
 
     def save(name: str, a: np.ndarray) -> str:
