@@ -127,6 +127,32 @@ def test_aliases_paths_and_protocol(tmp_path):
     assert normlab.data.open("digits").class_counts().sum() == 1797
 
 
+@pytest.mark.parametrize("kind", ["mnist", "npy", "csv"])
+def test_a_relative_spec_reads_the_same_files_from_any_folder(
+    kind, shared_data, tmp_path, monkeypatch
+):
+    """What reads the files later (a Dask worker, a sweep worker) may run in another folder."""
+    if kind == "csv":
+        pytest.importorskip("pandas")
+    if kind == "mnist":
+        folder, spec = shared_data, "mnist:mnist"
+    else:
+        folder, spec = tmp_path, {"npy": "x.npy", "csv": "csv:t.csv"}[kind]
+        np.save(tmp_path / "x.npy", np.arange(12.0).reshape(6, 2))
+        (tmp_path / "t.csv").write_text("a,b\n" + "".join(f"{i},{2 * i}\n" for i in range(6)))
+    monkeypatch.chdir(folder)
+    ds = normlab.data.open(spec, limit=50)
+    assert ds.name.endswith(spec)  # the name keeps the spec as written
+    monkeypatch.chdir(tmp_path / ".." if kind != "mnist" else tmp_path)
+    kind_, _, rel = spec.rpartition(":")
+    absolute = normlab.data.open(f"{kind_ or 'npy'}:{folder / rel}", limit=50)
+    assert len(list(ds.iter_batches(16))) > 0
+    for a, b in zip(ds.iter_batches(16), absolute.iter_batches(16), strict=True):
+        assert np.array_equal(
+            a[0] if isinstance(a, tuple) else a, b[0] if isinstance(b, tuple) else b
+        )
+
+
 def test_missing_scikit_learn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)

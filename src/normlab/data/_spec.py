@@ -193,6 +193,11 @@ def _guess_kind(folder: Path) -> str:
 
 
 def _check_path(kind: Kind, path: Path, spec: str) -> Path:
+    """``path`` made absolute, once it is known to exist as the kind needs (a folder or a file).
+
+    Absolute, so that whatever reads the files later (a Dask worker started in another folder, a sweep
+    worker) finds the same ones; the dataset's name keeps the spec as the user wrote it.
+    """
     if path.exists():
         if kind.path == "dir" and not path.is_dir():
             raise DatasetError(
@@ -203,7 +208,7 @@ def _check_path(kind: Kind, path: Path, spec: str) -> Path:
             raise DatasetError(
                 f"dataset spec {spec!r}: {path} is a folder; expected a {kind.name} file, e.g. {kind.example!r}."
             )
-        return path
+        return Path(os.path.abspath(path))
     absolute = path if path.is_absolute() else Path.cwd() / path
     what = "folder" if kind.path == "dir" else "file"
     rel = "" if path.is_absolute() else f" (resolved from the current folder {Path.cwd()})"
