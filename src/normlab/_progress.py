@@ -15,7 +15,7 @@ __all__ = ["Progress"]
 
 
 def _fmt_seconds(s: float) -> str:
-    s = int(round(s))
+    s = round(s)
     if s < 3600:
         return f"{s // 60:02d}:{s % 60:02d}"
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"

@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import normlab
-from normlab.errors import DataError, DataTypeError, LayoutError, NormlabError, NotFittedError, ZeroVarianceWarning
+from normlab.errors import (
+    DataError,
+    DataTypeError,
+    LayoutError,
+    NormlabError,
+    NotFittedError,
+    ZeroVarianceWarning,
+)
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, size=(40, 6, 5, 3), dtype=np.uint8)

@@ -38,7 +38,7 @@ def test_floats_round_trip_bit_identically(saved):
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(saved, tmp_path, monkeypatch):
-    est, path = saved
+    _, path = saved
     before = path.read_bytes()
 
     def boom(*a, **k):

@@ -19,7 +19,7 @@ from normlab.core.axes import Layout, resolve_layout
 from normlab.core.stats import NonFiniteError, StatsAccumulator
 from normlab.errors import DataError, DataTypeError, LayoutError
 
-__all__ = ["StatsFeed", "as_array", "iter_input", "is_batch_stream"]
+__all__ = ["StatsFeed", "as_array", "is_batch_stream", "iter_input"]
 
 
 def _is_sparse(x: Any) -> bool:

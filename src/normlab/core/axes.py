@@ -68,7 +68,7 @@ def describe_layout(ndim: int, channel_axis: int = -1) -> str:
     cax = channel_axis % ndim if -ndim <= channel_axis < ndim else ndim - 1
     rest = [i for i in range(1, ndim) if i != cax]
     if spatial is not None:
-        for i, name in zip(rest, spatial):
+        for i, name in zip(rest, spatial, strict=True):
             names[i] = name
     names[cax] = "c"
     return "(" + ", ".join(names) + ")"

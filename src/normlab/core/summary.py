@@ -89,10 +89,15 @@ class DatasetStats:
         """A fixed-width table for a terminal (long tables show their first and last rows)."""
         rows = self.rows()
         cols = ["name", "count", "mean", "std", "min", "max"] + [_qname(q) for q in sorted(self.quantiles)]
-        shown = rows if len(rows) <= max_rows else rows[: max_rows // 2] + [None] + rows[-max_rows // 2 :]
+        shown = rows if len(rows) <= max_rows else [*rows[: max_rows // 2], None, *rows[-max_rows // 2 :]]
         cells = [[_cell(r[c]) for c in cols] if r else ["..."] + [""] * (len(cols) - 1) for r in shown]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-        fmt = lambda row: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))  # noqa: E731
+
+        def fmt(row: list[str]) -> str:
+            return "  ".join(
+                v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
+            )
+
         lines = [
             f"{self.source or 'data'}: {self.n_samples} samples of shape {self.sample_shape} ({self.dtype}), "
             f"layout {self.layout}, per={self.per!r}",
