@@ -33,7 +33,6 @@ from normlab.adapters._dask_cluster import ClusterError, require_dask
 
 __all__ = ["execute_tasks_on_cluster"]
 
-_LEGACY_FILES = ("x_train", "y_train", "x_val", "y_val")  # what a task's ``data_dir`` holds
 _COPIES = "normlab-sweep-data"
 _MAX_RESENDS = 3
 
@@ -81,20 +80,12 @@ def _with_folders(refs: dict[str, _FileRef]) -> dict[str, _FileRef]:
 
 
 def _task_files(task: dict[str, Any]) -> list[str]:
-    """The files a task reads: its ``files`` (the prepared splits), or the splits in its ``data_dir``."""
-    if "files" in task:
-        return [str(f) for f in task["files"]]
-    if "data_dir" in task:
-        return [str(Path(task["data_dir"]) / f"{name}.npy") for name in _LEGACY_FILES]
-    return []
+    """The files a task reads: the prepared splits of its method."""
+    return [str(f) for f in task.get("files", ())]
 
 
 def _with_files(task: dict[str, Any], files: list[str]) -> dict[str, Any]:
-    if "files" in task:
-        return {**task, "files": files}
-    if "data_dir" in task:
-        return {**task, "data_dir": str(Path(files[0]).parent)}
-    return task
+    return {**task, "files": files} if "files" in task else task
 
 
 class MissingDataError(Exception):
