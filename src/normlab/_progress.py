@@ -1,7 +1,9 @@
 """A dependency-free progress bar for long work: drawn on a terminal, silent otherwise.
 
 Library code reports progress through :class:`Progress`; it never prints. The bar goes to stderr only
-when stderr is a terminal (or ``show=True``), so pipes, CI logs and tests stay clean.
+when stderr is a terminal (or ``show=True``), so pipes, CI logs and tests stay clean. A command whose work
+takes minutes asks for ``show="log"`` when stderr is not a terminal: then a plain line every
+``log_interval`` seconds (and one at the end) says how far it is, for log files and batch jobs.
 """
 
 from __future__ import annotations
@@ -41,8 +43,12 @@ class Progress:
         A few words that say what is being done.
     unit : str
         ``"B"`` formats bytes; anything else is printed after the count.
-    show : bool or "auto"
+    show : bool, "auto" or "log"
         ``"auto"`` draws only when the stream is a terminal and ``NORMLAB_PROGRESS`` is not ``0``.
+        ``"log"`` draws the bar on a terminal and otherwise writes a plain line at most every
+        ``log_interval`` seconds, and one when the work is done (``NORMLAB_PROGRESS=0`` silences it).
+    log_interval : float
+        Seconds between two lines in ``"log"`` mode.
 
     Examples
     --------
@@ -61,11 +67,17 @@ class Progress:
         show: bool | str = "auto",
         stream: TextIO | None = None,
         min_interval: float = 0.2,
+        log_interval: float = 30.0,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        if show == "auto":
+        self.log = False
+        if show in ("auto", "log"):
             env = os.environ.get("NORMLAB_PROGRESS")
-            show = env == "1" or (env != "0" and hasattr(self.stream, "isatty") and self.stream.isatty())
+            tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+            self.log = show == "log" and env != "0" and not tty and env != "1"
+            show = env == "1" or (env != "0" and tty) or self.log
+            if self.log:
+                min_interval = log_interval
         self.show = bool(show)
         self.total = total
         self.desc = desc
@@ -73,8 +85,10 @@ class Progress:
         self.done: float = 0
         self.min_interval = min_interval
         self._start = time.perf_counter()
-        self._last_draw = 0.0
+        self._last_draw = time.perf_counter() if self.log else 0.0  # a first line after log_interval
         self._drawn = False
+        self._drawn_at: float | None = None  # self.done when last drawn
+        self._postfix = ""
 
     def update(self, amount: float = 1, *, postfix: str = "") -> None:
         self.done += amount
@@ -95,9 +109,14 @@ class Progress:
             filled = int(frac * width)
             bar = "#" * filled + "-" * (width - filled)
             eta = (self.total - self.done) / rate if rate > 0 else 0.0
+            amount = (
+                f"{_fmt_amount(self.done, 'B')}/{_fmt_amount(self.total, 'B')}"
+                if self.unit == "B"
+                else f"{self.done:,.0f}/{_fmt_amount(self.total, self.unit)}"  # 12/40 epochs
+            )
             line = (
-                f"{head}{frac * 100:5.1f}% |{bar}| {_fmt_amount(self.done, self.unit)}"
-                f"/{_fmt_amount(self.total, self.unit)} [{_fmt_seconds(elapsed)}<{_fmt_seconds(eta)}]"
+                f"{head}{frac * 100:5.1f}% |{bar}| {amount} "
+                f"[{_fmt_seconds(elapsed)}<{_fmt_seconds(eta)}]"
             )
         else:
             line = f"{head}{_fmt_amount(self.done, self.unit)} [{_fmt_seconds(elapsed)}]"
@@ -105,11 +124,21 @@ class Progress:
             line += f" {_fmt_amount(rate, 'B')}/s"
         if postfix:
             line += f" {postfix}"
+        self._postfix = postfix
+        self._drawn_at = self.done
+        if self.log:  # plain lines: a log file has no carriage returns to overwrite
+            self.stream.write(line[:200] + "\n")
+            self.stream.flush()
+            return
         self.stream.write("\r" + line[:200] + "\x1b[K")
         self.stream.flush()
         self._drawn = True
 
     def close(self) -> None:
+        if self.log:
+            if self.done and self._drawn_at != self.done:
+                self._draw(time.perf_counter(), self._postfix)
+            return
         if self.show and self.done and not self._drawn:
             self._draw(time.perf_counter())
         if self._drawn:

@@ -60,3 +60,13 @@ def test_mistakes_exit_1_with_the_fix_on_stderr(argv, fix, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: ") and fix in err.replace("\n  ", " ")
+
+
+def test_compare_logs_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NORMLAB_PROGRESS", raising=False)
+    code = main(["compare", "--data", "breast-cancer", "--limit", "60", "--methods", "none", "--model",
+                 "logreg", "--seeds", "1", "--epochs", "2", "--workers", "1", "--threads", "1",
+                 "--out", str(tmp_path / "run")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0 and "\r" not in err and "\x1b" not in err
+    assert "compare: 100.0% |" in err and "2/2 epochs" in err and "runs 1/1" in err

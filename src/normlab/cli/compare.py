@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device, workers=args.workers, threads=args.threads,
             scheduler=args.scheduler, out=args.out,
             data_options=data_options,
-            progress=False if args.quiet else "auto",
+            progress=False if args.quiet else "log",  # a bar on a terminal, else a line every 30 s
         )  # fmt: skip
     except KeyboardInterrupt:
         print(

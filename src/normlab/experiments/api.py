@@ -387,8 +387,9 @@ def compare(
         same call always resumes the same folder. A folder holding another configuration is refused.
     data_options : dict, optional
         More options for :func:`normlab.data.open` (``target=``, ``resize=``, ...).
-    progress : bool or "auto"
-        Progress bar with ETA on stderr (``"auto"``: only on a terminal).
+    progress : bool, "auto" or "log"
+        Progress bar with ETA on stderr (``"auto"``: only on a terminal; ``"log"``: the bar on a terminal,
+        otherwise a plain line every 30 seconds, as ``normlab compare`` does).
     write_report : bool
         Write the report files (default). ``False`` only stores the runs and returns the summary;
         :func:`report` writes the files later.
