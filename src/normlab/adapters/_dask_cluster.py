@@ -8,13 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from normlab.errors import NormlabError
+from normlab.errors import ClusterError, NormlabError
 
 __all__ = ["ClusterError", "connect", "require_dask"]
-
-
-class ClusterError(NormlabError, ConnectionError):
-    """The Dask cluster cannot be reached, or lost the work it was given."""
 
 
 def require_dask(what: str) -> None:

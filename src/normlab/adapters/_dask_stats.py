@@ -29,8 +29,15 @@ import numpy as np
 
 from normlab.core._fitting import as_array, check_compatible
 from normlab.core.axes import Layout, resolve_layout
-from normlab.core.stats import NonFiniteError, StatsAccumulator
-from normlab.errors import DataError, DatasetError, DataTypeError, NormlabWarning
+from normlab.core.stats import StatsAccumulator
+from normlab.errors import (
+    DataError,
+    DatasetError,
+    DataTypeError,
+    NonFiniteError,
+    NormlabWarning,
+    nonfinite_message,
+)
 
 __all__ = ["Shard", "dataset_bag", "dataset_shards", "feed_collection", "transform"]
 
@@ -94,16 +101,19 @@ def _block_part(block: Any, offset: tuple[int | None, ...], count_samples: bool,
     return _Part(acc=acc, n=n, dtype=x.dtype)
 
 
-def _nonfinite(who: str, n_nan: int, n_inf: int, shape: tuple, first: Any, offset: tuple) -> DataError:
+def _nonfinite(who: str, n_nan: int, n_inf: int, shape: tuple, first: Any, offset: tuple) -> NonFiniteError:
     local = tuple(int(i) for i in first)
     if all(o is not None for o in offset):
-        where = f"index {tuple(int(o) + i for o, i in zip(offset, local, strict=True))} of the array"
+        where, first = f"the array, in a Dask chunk of shape {tuple(shape)}", tuple(
+            int(o) + i for o, i in zip(offset, local, strict=True)
+        )
     else:
-        where = f"index {local} of the chunk"
-    return DataError(
-        f"{who} found {n_nan} NaN and {n_inf} inf values in a Dask chunk of shape {tuple(shape)} (the first at "
-        f"{where}); expected finite numbers. Pass nan='ignore' to leave NaN out of the statistics, or clean "
-        "the data first, e.g. x.map_blocks(np.nan_to_num)."
+        where, first = f"a Dask chunk of shape {tuple(shape)}", local
+    return NonFiniteError(
+        nonfinite_message(who, n_nan, n_inf, where, first, fix="x.map_blocks(np.nan_to_num)"),
+        n_nan=n_nan,
+        n_inf=n_inf,
+        first_index=first,
     )
 
 

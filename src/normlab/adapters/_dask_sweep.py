@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from normlab.adapters._dask_cluster import ClusterError, require_dask
+from normlab.adapters._dask_cluster import require_dask
+from normlab.errors import ClusterError, MissingDataError
 
 __all__ = ["execute_tasks_on_cluster"]
 
@@ -86,17 +87,6 @@ def _task_files(task: dict[str, Any]) -> list[str]:
 
 def _with_files(task: dict[str, Any], files: list[str]) -> dict[str, Any]:
     return {**task, "files": files} if "files" in task else task
-
-
-class MissingDataError(Exception):
-    """A worker's machine has neither the sweep's files nor a copy of them (raised on the worker)."""
-
-    def __init__(self, worker: str, path: str) -> None:
-        super().__init__(worker, path)
-        self.worker, self.path = worker, path
-
-    def __str__(self) -> str:
-        return f"worker {self.worker} cannot read {self.path} and holds no copy of it"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import numpy as np
 
 from normlab._progress import Progress
 from normlab.core.axes import Layout, resolve_layout
-from normlab.core.stats import NonFiniteError, StatsAccumulator
-from normlab.errors import DataError, DataTypeError, LayoutError
+from normlab.core.stats import StatsAccumulator
+from normlab.errors import DataError, DataTypeError, LayoutError, NonFiniteError, nonfinite_message
 
 __all__ = ["StatsFeed", "as_array", "is_batch_stream", "iter_input"]
 
@@ -97,10 +97,12 @@ def check_finite(x: np.ndarray, who: str) -> None:
     if not bad.any():  # the sum overflowed, the values are fine
         return
     first = tuple(int(i) for i in np.argwhere(bad)[0])
-    raise DataError(
-        f"{who} found {int(np.isnan(x).sum())} NaN and {int(np.isinf(x).sum())} inf values in input of shape "
-        f"{x.shape} (the first at index {first}); expected finite numbers. Pass nan='ignore' to leave NaN "
-        "out of the statistics and pass them through, or clean the data first, e.g. np.nan_to_num(x)."
+    n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    raise NonFiniteError(
+        nonfinite_message(who, n_nan, n_inf, f"input of shape {x.shape}", first),
+        n_nan=n_nan,
+        n_inf=n_inf,
+        first_index=first,
     )
 
 
@@ -208,16 +210,17 @@ class StatsFeed:
         return layout
 
 
-def _locate_nonfinite(err: NonFiniteError, x: np.ndarray, x3: np.ndarray, who: str) -> DataError:
-    where = ""
-    first = getattr(err, "first_index", None)
-    if first is not None:
-        flat = np.ravel_multi_index(tuple(int(i) for i in first), x3.shape)
-        where = f" (the first at index {tuple(int(i) for i in np.unravel_index(flat, x.shape))})"
-    return DataError(
-        f"{who} found {err.n_nan} NaN and {err.n_inf} inf values in a batch of shape {x.shape}{where}; "
-        "expected finite numbers. Pass nan='ignore' to leave NaN out of the statistics (they pass through "
-        "transform), or clean the data first, e.g. np.nan_to_num(x)."
+def _locate_nonfinite(err: NonFiniteError, x: np.ndarray, x3: np.ndarray, who: str) -> NonFiniteError:
+    """``err`` (located in the ``(a, k, b)`` view) restated for the caller's array ``x``."""
+    first = None
+    if err.first_index:
+        flat = np.ravel_multi_index(err.first_index, x3.shape)
+        first = tuple(int(i) for i in np.unravel_index(flat, x.shape))
+    return NonFiniteError(
+        nonfinite_message(who, err.n_nan, err.n_inf, f"a batch of shape {x.shape}", first),
+        n_nan=err.n_nan,
+        n_inf=err.n_inf,
+        first_index=first or (),
     )
 
 

@@ -55,7 +55,13 @@ from typing import Any
 
 import numpy as np
 
-from normlab.errors import DataError, DataTypeError, LayoutError, NormlabError
+from normlab.errors import (
+    DataTypeError,
+    LayoutError,
+    NonFiniteError,
+    UsageError,
+    nonfinite_message,
+)
 
 __all__ = ["NonFiniteError", "StatsAccumulator"]
 
@@ -83,35 +89,7 @@ _ENGINES = ("auto", "numpy", "numba")
 _KIND_ORDER = {"b": 0, "u": 1, "i": 2, "f": 3}
 
 
-class NonFiniteError(DataError):
-    """A batch holds NaN or infinite values that the accumulator was told not to accept.
-
-    Attributes
-    ----------
-    n_nan, n_inf : int
-        Number of NaN and of infinite values in the batch.
-    first_index : tuple of int
-        Index into the ``(a, k, b)`` batch of the first non-finite value (C order).
-    """
-
-    def __init__(self, message: str, *, n_nan: int, n_inf: int, first_index: tuple[int, ...]):
-        super().__init__(message)
-        self.n_nan = int(n_nan)
-        self.n_inf = int(n_inf)
-        self.first_index = tuple(int(i) for i in first_index)
-
-    def __reduce__(self):  # keep the attributes when shipped between processes
-        return (_rebuild_nonfinite, (self.args[0], self.n_nan, self.n_inf, self.first_index))
-
-
-def _rebuild_nonfinite(message, n_nan, n_inf, first_index):
-    return NonFiniteError(message, n_nan=n_nan, n_inf=n_inf, first_index=first_index)
-
-
-class _UsageError(NormlabError, ValueError):
-    """An accumulator was asked for something it was not built to do."""
-
-
+_UsageError = UsageError
 # --------------------------------------------------------------------------------------------------------
 # engine selection and the worker pool
 # --------------------------------------------------------------------------------------------------------
@@ -1105,21 +1083,11 @@ class StatsAccumulator:
             first = np.unravel_index(int(np.argmax(bad)), x3.shape)
             tot_nan = int(np.isnan(x3).sum())
             tot_inf = int(bad.sum()) - tot_nan
-            what = (
-                "NaN"
-                if tot_inf == 0
-                else ("infinite values" if tot_nan == 0 else "NaN and infinite values")
-            )
-            hint = (
-                "Remove or impute them before fitting, or pass nan='ignore' to leave NaN out of the statistics."
-                if tot_inf == 0
-                else "Replace infinite values (e.g. np.nan_to_num or clipping) before fitting; nan='ignore' only "
-                "skips NaN."
-            )
             raise NonFiniteError(
-                f"StatsAccumulator(nan={self.nan!r}).update() received {what}: {tot_nan} NaN and {tot_inf} inf "
-                f"in a batch of shape {x3.shape} (first at index {tuple(int(i) for i in first)}); expected "
-                f"finite values. {hint}",
+                nonfinite_message(
+                    f"StatsAccumulator(nan={self.nan!r}).update()", tot_nan, tot_inf,
+                    f"a batch of shape {x3.shape}", first,
+                ),
                 n_nan=tot_nan,
                 n_inf=tot_inf,
                 first_index=first,

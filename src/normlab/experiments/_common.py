@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import os
 
-from normlab.errors import NormlabError
+from normlab.errors import CompareError
 
 __all__ = ["CompareError", "available_cores"]
-
-
-class CompareError(NormlabError, ValueError):
-    """A comparison is configured wrongly (unknown method, model or preset; a run folder of another
-    configuration; data a model cannot read)."""
 
 
 def available_cores() -> int:
