@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
+from normlab._version import __version__ as __version__
+from normlab.core._load import load as load
 from normlab.core.normalizers import Center as Center
 from normlab.core.normalizers import Identity as Identity
 from normlab.core.normalizers import LpNormalize as LpNormalize
@@ -25,7 +25,6 @@ from normlab.core.normalizers import MinMax as MinMax
 from normlab.core.normalizers import Robust as Robust
 from normlab.core.normalizers import Scale as Scale
 from normlab.core.normalizers import Standardize as Standardize
-from normlab.core.persist import load as load
 from normlab.core.summary import DatasetStats as DatasetStats
 from normlab.core.summary import stats as stats
 from normlab.errors import (

@@ -30,7 +30,7 @@ TABLE = RNG.normal(size=(200, 5)) * [1, 10, 100, 1e-3, 0] + [0, 5, -3, 1e4, 7]  
 def test_converted_scaler_transforms_like_the_original(scaler, cls):
     scaler.fit(TABLE)
     norm = from_sklearn(scaler)
-    assert type(norm) is cls and norm.per_ == "feature" and norm.layout_ == "(n, f)"
+    assert type(norm) is cls and norm.per_ == "feature" and norm.layout_.describe() == "(n, f)"
     x = RNG.normal(size=(30, 5)) * 50
     np.testing.assert_allclose(norm.transform(x), scaler.transform(x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(norm.inverse_transform(norm.transform(x)), x, rtol=1e-12, atol=1e-9)

@@ -82,7 +82,7 @@ def test_from_keras_reads_an_adapted_normalization_layer(mnist_small):
     layer = keras.layers.Normalization(axis=-1)
     layer.adapt(x)
     norm = nk.from_keras(layer)
-    assert norm.per_ == "channel" and norm.layout_ == "(n, h, w, c)"
+    assert norm.per_ == "channel" and norm.layout_.describe() == "(n, h, w, c)"
     exact = normlab.Standardize().fit(x)
     np.testing.assert_allclose(norm.mean_, exact.mean_, rtol=1e-6)
     np.testing.assert_allclose(norm.std_, exact.std_, rtol=1e-5)

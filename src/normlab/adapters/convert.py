@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from normlab.core import normalizers as nz
+from normlab.core._formulas import NUMPY_OPS, FittedStats, apply
 from normlab.core.axes import resolve_layout
 from normlab.errors import LayoutError, NormlabError, NotFittedError
 
@@ -27,7 +29,6 @@ class _Stats:
 
     def __init__(self, **values: Any):
         self.__dict__.update(values)
-        self.shape = np.shape(next(iter(values.values())))
 
 
 def from_sklearn(scaler: Any) -> Any:
@@ -57,8 +58,6 @@ def from_sklearn(scaler: Any) -> Any:
     array([[-1., -1.],
            [ 1.,  1.]])
     """
-    from normlab.core import normalizers as nz
-
     name = type(scaler).__name__
     if _library(scaler) != "sklearn" or name not in ("StandardScaler", "MinMaxScaler", "RobustScaler"):
         raise NormlabError(
@@ -100,7 +99,7 @@ def from_sklearn(scaler: Any) -> Any:
             )
         est = nz.MinMax(feature_range=tuple(float(v) for v in scaler.feature_range), per="feature")
         dmin, dmax = np.asarray(scaler.data_min_, np.float64), np.asarray(scaler.data_max_, np.float64)
-        center, scale = est._center_scale(_Stats(min=dmin, max=dmax))
+        center, scale, _ = apply(est.formula_spec(), FittedStats(_Stats(min=dmin, max=dmax), (nf,)), NUMPY_OPS)
         attrs.update(min_=dmin, max_=dmax, center_=center, scale_=scale)
     else:  # RobustScaler
         if not (scaler.with_centering and scaler.with_scaling) or scaler.unit_variance:
@@ -113,7 +112,8 @@ def from_sklearn(scaler: Any) -> Any:
         center = np.asarray(scaler.center_, np.float64)
         attrs.update(median_=center, quantile_rank_error_=0.0, center_=center,
                      scale_=np.asarray(scaler.scale_, np.float64))
-    return est._restore(layout, np.float64, int(seen), attrs)
+    return type(est).from_fitted(attrs, layout=layout, fit_dtype=np.float64, n_samples_seen=int(seen),
+                                 **est.get_params())
 
 
 def from_keras(layer: Any) -> Any:
@@ -134,8 +134,6 @@ def from_keras(layer: Any) -> Any:
     >>> norm.per_, norm.mean_.tolist(), norm.std_.tolist()
     ('feature', [2.0, 20.0], [1.0, 10.0])
     """
-    from normlab.core import normalizers as nz
-
     name = type(layer).__name__
     if _library(layer) != "keras" or name != "Normalization":
         raise NormlabError(
@@ -173,6 +171,6 @@ def from_keras(layer: Any) -> Any:
     layout = resolve_layout(per, probe, channel_axis)
     mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float64).reshape(layout.stat_shape)
     var = np.asarray(keras.ops.convert_to_numpy(layer.variance), np.float64).reshape(layout.stat_shape)
-    est = nz.Standardize(per=per, channel_axis=channel_axis)
     stats = _Stats(mean=mean, var=var, count=np.ones(layout.stat_shape))
-    return est._fit_from_stats(stats, layout, np.float32, 0)
+    return nz.Standardize.from_stats(stats, layout=layout, fit_dtype=np.float32, n_samples_seen=0, per=per,
+                                     channel_axis=channel_axis)

@@ -21,19 +21,20 @@ float32 in ``ops.maximum``, ``ops.minimum`` and ``ops.floor``, so the float64 st
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from normlab.adapters import sample_formula
+from normlab.core._estimator import check_is_fitted
+from normlab.core._formulas import FORMULA_NAMES, FormulaSpec, apply
 from normlab.core.axes import describe_layout, resolve_layout
 from normlab.errors import LayoutError, NormlabError
 
 __all__ = ["Normalize", "SampleNormalize", "to_keras"]
 
-_EPS = float(np.finfo(np.float64).eps)
 #: keras.layers.Normalization divides by max(sqrt(variance), 1e-7) in float32: exact above this scale.
 _KERAS_MIN_SCALE, _KERAS_MAX_SCALE = 1e-6, 1e18
 _SMALL_INTS = ("uint8", "int8", "int16", "uint16", "bool")
@@ -130,7 +131,7 @@ class SampleNormalize(keras.layers.Layer):
            [0. , 0. , 1. ]], dtype=float32)
     """
 
-    FORMULAS = ("identity", "scale", "scale-max", "center", "standardize", "minmax", "robust", "l1", "l2", "linf")
+    FORMULAS = FORMULA_NAMES
 
     def __init__(self, formula: str, *, per: str = "sample", channel_axis: int = -1, ndim: int = 4,
                  n_channels: int = -1, divisor: float = 1.0, lo: float = 0.0, hi: float = 1.0, nan: str = "raise",
@@ -159,8 +160,8 @@ class SampleNormalize(keras.layers.Layer):
         kept = [shape[a] for a in self._keep[1:]]
         n_values = math.prod(shape[a] for a in range(self.ndim) if a not in self._keep)
         xk = ops.reshape(xt, (-1, *kept, n_values))
-        center, scale = _center_scale(xk, n_values, self.formula, self.divisor, self.lo, self.hi,
-                                      self.nan == "ignore")
+        spec = FormulaSpec(self.formula, divisor=self.divisor, lo=self.lo, hi=self.hi)
+        center, scale, _ = apply(spec, _SampleStats(xk, n_values, self.nan == "ignore"), _OPS)
         bshape = tuple(-1 if a == 0 else (shape[a] if a in self._keep else 1) for a in range(self.ndim))
         center, inv = ops.reshape(center, bshape), ops.reshape(1.0 / scale, bshape)
         if keras.backend.standardize_dtype(inputs.dtype) in _SMALL_INTS and self.compute_dtype != "float64":
@@ -210,69 +211,76 @@ def _larger(a: Any, b: Any) -> Any:
     return ops.where(a > b, a, b)
 
 
-def _quantile(s: Any, count: Any, q: float) -> Any:
-    """``numpy.quantile(method="linear")`` along the last axis of sorted ``s`` holding ``count`` values."""
-    last = _larger(count - 1.0, ops.zeros_like(count))
-    pos = last * q
-    i0 = ops.cast(pos, "int64")  # floor: pos >= 0
-    t = pos - ops.cast(i0, "float64")
-    i1 = ops.where(i0 + 1 < ops.cast(last, "int64"), i0 + 1, ops.cast(last, "int64"))
-    a = ops.take_along_axis(s, i0, axis=-1)
-    b = ops.take_along_axis(s, i1, axis=-1)
-    d = b - a
-    return ops.where(t >= 0.5, b - d * (1.0 - t), a + d * t)  # numpy's two-sided interpolation
+#: The Keras backend of the formula table's array-ops namespace (:mod:`normlab.core._formulas`).
+_OPS = SimpleNamespace(
+    sqrt=ops.sqrt,
+    abs=ops.abs,
+    maximum=_larger,
+    where=ops.where,
+    logical_or=ops.logical_or,
+    zeros_like=ops.zeros_like,
+    ones_like=ops.ones_like,
+)
 
 
-def _center_scale(xk: Any, n_values: int, formula: str, divisor: float, lo: float, hi: float,
-                  nan_ignore: bool) -> tuple[Any, Any]:
-    """Per-row ``(center, scale)`` over the last axis (keepdims), zero spreads made safe: normlab's rules."""
-    if nan_ignore:
-        valid = ops.logical_not(ops.isnan(xk))
-        count = ops.sum(ops.cast(valid, "float64"), axis=-1, keepdims=True)
-        x0 = ops.where(valid, xk, 0.0)
-    else:
-        valid = None
-        count = ops.full_like(xk[..., :1], float(n_values))
-        x0 = xk
-    ones, zeros = ops.ones_like(count), ops.zeros_like(count)
-    if formula == "identity":
-        return zeros, ones
-    if formula == "scale":
-        return zeros, ones * divisor
-    if formula == "center":
-        return ops.sum(x0, axis=-1, keepdims=True) / count, ones
-    if formula == "standardize":
-        mean = ops.sum(x0, axis=-1, keepdims=True) / count
-        dev = xk - mean if valid is None else ops.where(valid, xk - mean, 0.0)
-        scale = ops.sqrt(ops.sum(dev * dev, axis=-1, keepdims=True) / count)
-        var = scale * scale
-        bound = count * _EPS * var + (count * mean * _EPS) ** 2  # scikit-learn's "zero up to rounding"
-        mask = ops.logical_or(var <= bound, scale == 0)
-        return mean, ops.where(mask, ones, scale)
-    if formula in ("l1", "l2", "linf"):
-        if formula == "l1":
-            norm = ops.sum(ops.abs(x0), axis=-1, keepdims=True)
-        elif formula == "l2":
-            norm = ops.sqrt(ops.sum(x0 * x0, axis=-1, keepdims=True))
+class _SampleStats:
+    """Each row's statistics over the last axis of ``xk`` (keepdims, float64): the formula table's view."""
+
+    def __init__(self, xk: Any, n_values: int, nan_ignore: bool):
+        self._xk = xk
+        if nan_ignore:
+            self._valid = ops.logical_not(ops.isnan(xk))
+            self.count = ops.sum(ops.cast(self._valid, "float64"), axis=-1, keepdims=True)
+            self._x0 = ops.where(self._valid, xk, 0.0)
         else:
-            norm = ops.max(ops.abs(x0), axis=-1, keepdims=True)
-        return zeros, ops.where(norm == 0, ones, norm)
-    if formula == "robust":
-        s = ops.sort(ops.where(valid, xk, math.inf) if valid is not None else xk, axis=-1)
-        center = _quantile(s, count, 0.5)
-        scale = _quantile(s, count, hi) - _quantile(s, count, lo)
-    else:  # minmax, scale-max
-        dmin = ops.min(xk if valid is None else ops.where(valid, xk, math.inf), axis=-1, keepdims=True)
-        dmax = ops.max(xk if valid is None else ops.where(valid, xk, -math.inf), axis=-1, keepdims=True)
-        if formula == "minmax":
-            rng = dmax - dmin
-            rng = ops.where(rng < 10 * _EPS * _larger(ops.abs(dmin), ones), ones, rng)
-            scale = rng / (hi - lo)
-            return dmin - lo * scale, scale
-        center = zeros
-        scale = _larger(ops.abs(dmin), ops.abs(dmax))
-    mask = ops.abs(scale) < 10 * _EPS * _larger(ops.abs(center), ones)
-    return center, ops.where(mask, ones, scale)
+            self._valid = None
+            self.count = ops.full_like(xk[..., :1], float(n_values))
+            self._x0 = xk
+        self.ones = ops.ones_like(self.count)
+        self._sorted = None
+
+    def _valid_or(self, fill: float) -> Any:
+        return self._xk if self._valid is None else ops.where(self._valid, self._xk, fill)
+
+    @property
+    def mean(self) -> Any:
+        return ops.sum(self._x0, axis=-1, keepdims=True) / self.count
+
+    @property
+    def var(self) -> Any:
+        dev = self._xk - self.mean
+        dev = dev if self._valid is None else ops.where(self._valid, dev, 0.0)
+        return ops.sum(dev * dev, axis=-1, keepdims=True) / self.count
+
+    @property
+    def min(self) -> Any:
+        return ops.min(self._valid_or(math.inf), axis=-1, keepdims=True)
+
+    @property
+    def max(self) -> Any:
+        return ops.max(self._valid_or(-math.inf), axis=-1, keepdims=True)
+
+    @property
+    def sumsq(self) -> Any:
+        return ops.sum(self._x0 * self._x0, axis=-1, keepdims=True)
+
+    @property
+    def abssum(self) -> Any:
+        return ops.sum(ops.abs(self._x0), axis=-1, keepdims=True)
+
+    def quantile(self, q: float) -> Any:
+        """``numpy.quantile(method="linear")`` along the last axis (invalid values sorted last)."""
+        if self._sorted is None:
+            self._sorted = ops.sort(self._valid_or(math.inf), axis=-1)
+        s, last = self._sorted, _larger(self.count - 1.0, ops.zeros_like(self.count))
+        pos = last * q
+        i0 = ops.cast(pos, "int64")  # floor: pos >= 0
+        t = pos - ops.cast(i0, "float64")
+        i1 = ops.where(i0 + 1 < ops.cast(last, "int64"), i0 + 1, ops.cast(last, "int64"))
+        a = ops.take_along_axis(s, i0, axis=-1)
+        b = ops.take_along_axis(s, i1, axis=-1)
+        d = b - a
+        return ops.where(t >= 0.5, b - d * (1.0 - t), a + d * t)  # numpy's two-sided interpolation
 
 
 def to_keras(normalizer: Any) -> keras.layers.Layer:
@@ -289,12 +297,12 @@ def to_keras(normalizer: Any) -> keras.layers.Layer:
     >>> model(x).shape
     torch.Size([2, 2, 2, 3])
     """
-    normalizer._check_is_fitted("to_keras()")
-    lay = normalizer._fit_layout
+    check_is_fitted(normalizer, "to_keras()")
+    lay = normalizer.layout_
     if not lay.stateful:
         n_channels = lay.shape[lay.channel_axis] if lay.per == "sample-channel" else -1
         return SampleNormalize(per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim, n_channels=n_channels,
-                               nan=normalizer.nan, **sample_formula(normalizer))
+                               nan=normalizer.nan, **normalizer.formula_spec().kwargs())
     center = np.asarray(normalizer.center_, np.float64)
     scale = np.asarray(normalizer.scale_, np.float64)
     if not np.any(center) and np.all(scale == scale.flat[0]):

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from normlab.adapters import sample_formula
+from normlab.core._estimator import check_is_fitted
+from normlab.core._formulas import FORMULA_NAMES
 from normlab.core.axes import describe_layout, resolve_layout
 from normlab.errors import LayoutError, NormlabError
 
@@ -142,7 +143,7 @@ class Normalize(nn.Module):
     @classmethod
     def from_normalizer(cls, normalizer: Any) -> "Normalize":
         """The module for a fitted stateful normalizer (what ``to_torch()`` returns)."""
-        lay = normalizer._fit_layout
+        lay = normalizer.layout_
         return cls(normalizer.center_, normalizer.scale_, per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim)
 
     def extra_repr(self) -> str:
@@ -231,13 +232,11 @@ class SampleNormalize(nn.Module):
     hi: float
     nan_ignore: bool
 
-    _FORMULAS = ("identity", "scale", "scale-max", "center", "standardize", "minmax", "robust", "l1", "l2", "linf")
-
     def __init__(self, formula: str, *, per: str = "sample", channel_axis: int = -1, ndim: int = 4,
                  n_channels: int = -1, divisor: float = 1.0, lo: float = 0.0, hi: float = 1.0, nan: str = "raise"):
         super().__init__()
-        if formula not in self._FORMULAS:
-            raise ValueError(f"SampleNormalize(formula={formula!r}) is not known; expected one of {self._FORMULAS}.")
+        if formula not in FORMULA_NAMES:
+            raise ValueError(f"SampleNormalize(formula={formula!r}) is not known; expected one of {FORMULA_NAMES}.")
         if per not in ("sample", "sample-channel"):
             raise LayoutError(
                 f"SampleNormalize(per={per!r}) is not a per-sample mode; expected 'sample' or 'sample-channel'."
@@ -265,8 +264,8 @@ class SampleNormalize(nn.Module):
     @classmethod
     def from_normalizer(cls, normalizer: Any) -> "SampleNormalize":
         """The module for a fitted per-sample normalizer (what ``to_torch()`` returns)."""
-        lay = normalizer._fit_layout
-        kw = sample_formula(normalizer)
+        lay = normalizer.layout_
+        kw = normalizer.formula_spec().kwargs()
         n_channels = lay.shape[lay.channel_axis] if lay.per == "sample-channel" else -1
         return cls(per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim, n_channels=n_channels,
                    nan=normalizer.nan, **kw)
@@ -323,7 +322,11 @@ def _sorted_quantile(s: torch.Tensor, count: torch.Tensor, q: float) -> torch.Te
 
 def _sample_center_scale(xk: torch.Tensor, formula: str, divisor: float, lo: float, hi: float,
                          nan_ignore: bool) -> list[torch.Tensor]:
-    """Per-row ``(center, scale)`` over the last axis (keepdim), zero spreads made safe: normlab's rules."""
+    """Per-row ``(center, scale)`` over the last axis (keepdim), zero spreads made safe.
+
+    The TorchScript copy of :mod:`normlab.core._formulas` (TorchScript cannot call through an ops
+    namespace); ``tests/adapters/test_formulas.py`` pins it to the table, formula by formula.
+    """
     eps = 2.220446049250313e-16  # float64 machine epsilon (TorchScript cannot read module globals)
     n_values = xk.shape[-1]
     if nan_ignore:
@@ -391,8 +394,8 @@ def to_torch(normalizer: Any) -> nn.Module:
     >>> bool(torch.allclose(module(torch.from_numpy(x)), torch.from_numpy(norm.transform(x))))
     True
     """
-    normalizer._check_is_fitted("to_torch()")
-    if normalizer._fit_layout.stateful:
+    check_is_fitted(normalizer, "to_torch()")
+    if normalizer.layout_.stateful:
         return Normalize.from_normalizer(normalizer)
     return SampleNormalize.from_normalizer(normalizer)
 

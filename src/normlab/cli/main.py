@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from normlab import __version__
+from normlab._version import __version__
 from normlab.errors import NormlabError
 
 # Each module exposes add_parser(subparsers) and run(args) -> int.

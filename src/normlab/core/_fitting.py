@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from normlab._progress import Progress
+from normlab.core._batches import as_batches
+from normlab.core._hooks import collection_feeder
 from normlab.core.axes import Layout, resolve_layout
 from normlab.core.stats import StatsAccumulator
 from normlab.errors import DataError, DataTypeError, LayoutError, NonFiniteError, nonfinite_message
@@ -25,13 +27,6 @@ __all__ = ["StatsFeed", "as_array", "is_batch_stream", "iter_input"]
 def _is_sparse(x: Any) -> bool:
     mod = type(x).__module__ or ""
     return mod.startswith("scipy.sparse") or (hasattr(x, "tocsr") and hasattr(x, "nnz"))
-
-
-def _is_dask(x: Any) -> bool:
-    """True for a Dask collection (array, bag, delayed, DataFrame) or a list of them (checked without dask)."""
-    if isinstance(x, list) and x:
-        return all(_is_dask(item) for item in x)
-    return (type(x).__module__ or "").startswith("dask.")
 
 
 def is_batch_stream(x: Any) -> bool:
@@ -123,15 +118,13 @@ def iter_input(
 
     A ``normlab.data`` dataset (anything with ``iter_batches``) streams its ``split``; progress is then
     counted in samples against the dataset's size, otherwise in batches (against ``len()`` if known).
-    A Dask collection is passed through as is: :class:`StatsFeed` accumulates it chunk by chunk where
-    its data live (:mod:`normlab.adapters.dask`), never as one NumPy array.
+    A collection registered in :mod:`normlab.core._hooks` (Dask) is passed through as is: :class:`StatsFeed`
+    hands it to its bridge, which accumulates it chunk by chunk where its data live, never as one array.
     """
-    if _is_dask(x):
+    if collection_feeder(x) is not None:
         yield x
         return
-    from normlab.adapters import as_batches  # torch/Keras datasets -> batches; imports no framework
-
-    x = as_batches(x, batch_size)
+    x = as_batches(x, batch_size)  # torch/Keras datasets -> batches; imports no framework
     if not is_batch_stream(x):
         yield as_array(x, who)
         return
@@ -150,7 +143,7 @@ def iter_input(
     n = 0
     with Progress(total=total, desc=who, unit=unit) as bar:
         for batch in stream:
-            if _is_dask(batch):
+            if collection_feeder(batch) is not None:
                 yield batch
                 n += 1
                 continue
@@ -185,10 +178,9 @@ class StatsFeed:
         self.dtype: np.dtype | None = None
 
     def update(self, x: np.ndarray) -> Layout:
-        if not isinstance(x, np.ndarray) and _is_dask(x):
-            from normlab.adapters.dask import feed_collection  # imported only for Dask input
-
-            return feed_collection(self, x)
+        feed = None if isinstance(x, np.ndarray) else collection_feeder(x)
+        if feed is not None:
+            return feed(self, x)
         layout = resolve_layout(self.per, x.shape, self.channel_axis, owner=self.who)
         if self.layout is None:
             self.layout = layout

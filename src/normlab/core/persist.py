@@ -22,9 +22,19 @@ from typing import Any
 
 import numpy as np
 
+from normlab._version import __version__
+from normlab.core.axes import resolve_layout
 from normlab.errors import PersistError
 
-__all__ = ["FORMAT_VERSION", "atomic_write_text", "load", "save_normalizer"]
+__all__ = [
+    "FORMAT_VERSION",
+    "atomic_write_text",
+    "build_normalizer",
+    "decode",
+    "read_document",
+    "save_normalizer",
+    "to_document",
+]
 
 FORMAT_VERSION = 1
 _MAX_BYTES = 256 * 1024 * 1024
@@ -81,7 +91,7 @@ def _decode_array(obj: Any, where: str) -> np.ndarray:
     return arr
 
 
-def _decode(value: Any, where: str) -> Any:
+def decode(value: Any, where: str) -> Any:
     if isinstance(value, dict) and "ndarray" in value:
         return _decode_array(value, where)
     if isinstance(value, dict) and set(value) == {"float"}:
@@ -90,8 +100,6 @@ def _decode(value: Any, where: str) -> Any:
 
 
 def to_document(kind: str, cls: str, params: dict[str, Any], fitted: dict[str, Any]) -> str:
-    from normlab import __version__
-
     doc = {
         "format": "normlab",
         "version": FORMAT_VERSION,
@@ -106,17 +114,16 @@ def to_document(kind: str, cls: str, params: dict[str, Any], fitted: dict[str, A
 
 def save_normalizer(est: Any, path: str | os.PathLike) -> None:
     """Write a fitted normalizer to ``path`` (see the module docstring for the format)."""
-    est._check_is_fitted("save()")
     params = est.get_params()
     if params.get("dtype") is not None:
         params["dtype"] = np.dtype(params["dtype"]).name
-    lay = est._fit_layout
+    lay = est.layout_
     fitted: dict[str, Any] = {
         "per_": est.per_,
-        "layout_": est.layout_,
+        "layout_": lay.describe(),
         "shape_": [None, *lay.shape[1:]],
         "channel_axis_": lay.channel_axis,
-        "fit_dtype_": np.dtype(est._fit_dtype).name,
+        "fit_dtype_": np.dtype(est.fit_dtype_).name,
         "n_samples_seen_": int(est.n_samples_seen_),
     }
     for name, value in sorted(vars(est).items()):
@@ -125,7 +132,7 @@ def save_normalizer(est: Any, path: str | os.PathLike) -> None:
     atomic_write_text(path, to_document("normalizer", type(est).__name__, params, fitted))
 
 
-def _read_document(path: str | os.PathLike) -> dict[str, Any]:
+def read_document(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise PersistError(
@@ -162,44 +169,23 @@ def _read_document(path: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
-def load(path: str | os.PathLike) -> Any:
-    """Read a file written by ``normalizer.save()`` or ``normlab stats --out``.
-
-    Returns a fitted normalizer (``kind: "normalizer"``) or a :class:`normlab.DatasetStats`
-    (``kind: "stats"``). Raises :class:`normlab.errors.PersistError` for a missing, corrupted, truncated,
-    foreign or newer-version file; nothing is built until the whole file has been validated.
-    """
-    doc = _read_document(path)
-    where = str(path)
-    if doc["kind"] == "stats":
-        from normlab.core.summary import DatasetStats
-
-        return DatasetStats._from_document(doc, where)
-    if doc["kind"] != "normalizer":
-        raise PersistError(f"Cannot load {where!r}: unknown kind {doc['kind']!r}; expected 'normalizer' or 'stats'.")
-    return _build_normalizer(doc, where)
-
-
-def _build_normalizer(doc: dict[str, Any], where: str) -> Any:
-    from normlab.core import normalizers
-    from normlab.core.axes import resolve_layout
-
-    cls = getattr(normalizers, doc["class"], None)
-    if cls is None or doc["class"] not in normalizers.__all__:
+def build_normalizer(doc: dict[str, Any], where: str, classes: dict[str, type]) -> Any:
+    """The fitted normalizer a validated ``kind: "normalizer"`` document describes (``classes`` by name)."""
+    cls = classes.get(doc["class"])
+    if cls is None:
         raise PersistError(
             f"Cannot load {where!r}: unknown normalizer class {doc['class']!r}; expected one of "
-            f"{', '.join(normalizers.__all__)}."
+            f"{', '.join(classes)}."
         )
-    params = {k: _decode(v, f"{where}: params.{k}") for k, v in doc["params"].items()}
+    params = {k: decode(v, f"{where}: params.{k}") for k, v in doc["params"].items()}
     for key in ("feature_range", "quantile_range"):
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
     try:
-        est = cls(**params)
-        est._validate_params()
+        cls(**params)._validate_params()
     except (TypeError, ValueError) as err:
         raise PersistError(f"Cannot load {where!r}: its parameters are not valid for {doc['class']} ({err}).") from err
-    fitted = {k: _decode(v, f"{where}: fitted.{k}") for k, v in doc["fitted"].items()}
+    fitted = {k: decode(v, f"{where}: fitted.{k}") for k, v in doc["fitted"].items()}
     try:
         shape = tuple(1 if n is None else int(n) for n in fitted["shape_"])
         layout = resolve_layout(fitted["per_"], shape, int(fitted["channel_axis_"]))
@@ -217,11 +203,11 @@ def _build_normalizer(doc: dict[str, Any], where: str) -> Any:
                 )
         if not np.all(fitted["scale_"] != 0):
             raise PersistError(f"Cannot load {where!r}: fitted.scale_ contains zeros; the file is damaged.")
-    for name in ("shape_", "channel_axis_", "fit_dtype_", "n_samples_seen_"):
-        fitted.pop(name)
+    for name in ("shape_", "channel_axis_", "fit_dtype_", "n_samples_seen_", "per_", "layout_"):
+        fitted.pop(name, None)
     for name in fitted:
         if not (isinstance(name, str) and name.endswith("_") and name.isidentifier()):
             raise PersistError(f"Cannot load {where!r}: {name!r} is not a fitted attribute name.")
     if "feature_names_in_" in fitted:
         fitted["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
-    return est._restore(layout, fit_dtype, n_seen, fitted)
+    return cls.from_fitted(fitted, layout=layout, fit_dtype=fit_dtype, n_samples_seen=n_seen, **params)

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from normlab.core import normalizers as nz
 from normlab.core._fitting import StatsFeed, iter_input
-from normlab.core.axes import resolve_per
+from normlab.core.axes import resolve_layout, resolve_per
+from normlab.core.persist import atomic_write_text, decode, to_document
 from normlab.errors import LayoutError, PersistError
 
 __all__ = ["DatasetStats", "stats"]
@@ -133,20 +135,16 @@ class DatasetStats:
 
         Use it to apply statistics computed once with ``normlab stats`` without reading the data again.
         """
-        from normlab.core import normalizers as nz
-        from normlab.core.axes import resolve_layout
-
         classes = {"standardize": nz.Standardize, "center": nz.Center, "minmax": nz.MinMax}
         if kind not in classes:
             raise ValueError(f"to_normalizer(kind={kind!r}) expected one of {', '.join(classes)}.")
-        est = classes[kind](per=self.per, channel_axis=self.channel_axis)
         layout = resolve_layout(self.per, (1, *self.sample_shape), self.channel_axis)
-        return est._fit_from_stats(_Frozen(self), layout, self.dtype, self.n_samples)
+        return classes[kind].from_stats(_Frozen(self), layout=layout, fit_dtype=self.dtype,
+                                        n_samples_seen=self.n_samples, per=self.per,
+                                        channel_axis=self.channel_axis)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the statistics as versioned JSON; ``normlab.load(path)`` reads them back."""
-        from normlab.core.persist import atomic_write_text, to_document
-
         fitted = {
             "sample_shape": list(self.sample_shape),
             "channel_axis": self.channel_axis,
@@ -168,13 +166,12 @@ class DatasetStats:
         atomic_write_text(path, to_document("stats", "DatasetStats", params, fitted))
 
     @classmethod
-    def _from_document(cls, doc: dict[str, Any], where: str) -> DatasetStats:
-        from normlab.core.persist import _decode
+    def from_document(cls, doc: dict[str, Any], where: str) -> DatasetStats:
 
         p, f = doc["params"], doc["fitted"]
         try:
-            arrays = {k: _decode(f[k], f"{where}: {k}") for k in ("count", "mean", "var", "min", "max")}
-            quantiles = {float(k): _decode(v, f"{where}: {k}") for k, v in f.get("quantiles", {}).items()}
+            arrays = {k: decode(f[k], f"{where}: {k}") for k in ("count", "mean", "var", "min", "max")}
+            quantiles = {float(k): decode(v, f"{where}: {k}") for k, v in f.get("quantiles", {}).items()}
             out = cls(per=p["per"], layout=p["layout"], sample_shape=tuple(f["sample_shape"]),
                       channel_axis=int(f["channel_axis"]), dtype=str(np.dtype(f["dtype"])),
                       n_samples=int(f["n_samples"]), count=arrays["count"].astype(np.int64),
