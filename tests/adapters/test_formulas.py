@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from normlab.core._formulas import FORMULA_NAMES, FORMULAS, NUMPY_OPS, FormulaSpec, SampleStats, apply
+from normlab.core._formulas import (
+    FORMULA_NAMES,
+    FORMULAS,
+    NUMPY_OPS,
+    FormulaSpec,
+    SampleStats,
+    apply,
+)
 
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
