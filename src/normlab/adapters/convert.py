@@ -59,7 +59,7 @@ def from_sklearn(scaler: Any) -> Any:
            [ 1.,  1.]])
     """
     name = type(scaler).__name__
-    if _library(scaler) != "sklearn" or name not in ("StandardScaler", "MinMaxScaler", "RobustScaler"):
+    if _library(scaler) != "sklearn" or name not in _SCALERS:
         raise NormlabError(
             f"from_sklearn() received a {type(scaler).__module__}.{name}; expected a scikit-learn "
             "StandardScaler, MinMaxScaler or RobustScaler. Fit one of those, or fit a normlab normalizer directly."
@@ -69,51 +69,56 @@ def from_sklearn(scaler: Any) -> Any:
             f"from_sklearn() received an unfitted {name}; expected a fitted scaler. Call scaler.fit(x_train) first."
         )
     nf = int(scaler.n_features_in_)
-    layout = resolve_layout("feature", (1, nf))
-    seen = np.max(getattr(scaler, "n_samples_seen_", 0))
-    attrs: dict[str, Any] = {}
+    est, attrs = _SCALERS[name](scaler, nf)
     if hasattr(scaler, "feature_names_in_"):
         attrs["feature_names_in_"] = np.asarray(scaler.feature_names_in_, dtype=object)
+    seen = int(np.max(getattr(scaler, "n_samples_seen_", 0)))
+    return type(est).from_fitted(attrs, layout=resolve_layout("feature", (1, nf)), fit_dtype=np.float64,
+                                 n_samples_seen=seen, **est.get_params())
 
-    if name == "StandardScaler":
-        if not scaler.with_mean:
-            raise NormlabError(
-                "from_sklearn(StandardScaler(with_mean=False)): normlab has no normalizer that divides by the std "
-                "without centering; expected with_mean=True. Refit with StandardScaler(), or use "
-                "normlab.Standardize(per='feature') on the data."
-            )
-        mean = np.asarray(scaler.mean_, np.float64)
-        if scaler.with_std:
-            est = nz.Standardize(per="feature")
-            var = np.asarray(scaler.var_, np.float64)
-            attrs.update(mean_=mean, var_=var, std_=np.sqrt(var), center_=mean,
-                         scale_=np.asarray(scaler.scale_, np.float64))
-        else:
-            est = nz.Center(per="feature")
-            attrs.update(mean_=mean, center_=mean, scale_=np.ones(nf))
-    elif name == "MinMaxScaler":
-        if scaler.clip:
-            raise NormlabError(
-                "from_sklearn(MinMaxScaler(clip=True)): normlab's MinMax does not clip; expected clip=False. Refit "
-                "with clip=False, or clip the normalized values yourself (e.g. torch.clamp after the module)."
-            )
-        est = nz.MinMax(feature_range=tuple(float(v) for v in scaler.feature_range), per="feature")
-        dmin, dmax = np.asarray(scaler.data_min_, np.float64), np.asarray(scaler.data_max_, np.float64)
-        center, scale, _ = apply(est.formula_spec(), FittedStats(_Stats(min=dmin, max=dmax), (nf,)), NUMPY_OPS)
-        attrs.update(min_=dmin, max_=dmax, center_=center, scale_=scale)
-    else:  # RobustScaler
-        if not (scaler.with_centering and scaler.with_scaling) or scaler.unit_variance:
-            raise NormlabError(
-                "from_sklearn(RobustScaler(...)): normlab's Robust centers on the median and divides by the "
-                "interquartile range; expected with_centering=True, with_scaling=True, unit_variance=False. "
-                "Refit with RobustScaler(quantile_range=...) and those defaults."
-            )
-        est = nz.Robust(quantile_range=tuple(float(v) for v in scaler.quantile_range), per="feature")
-        center = np.asarray(scaler.center_, np.float64)
-        attrs.update(median_=center, quantile_rank_error_=0.0, center_=center,
-                     scale_=np.asarray(scaler.scale_, np.float64))
-    return type(est).from_fitted(attrs, layout=layout, fit_dtype=np.float64, n_samples_seen=int(seen),
-                                 **est.get_params())
+
+def _standard_scaler(scaler: Any, nf: int) -> tuple[Any, dict[str, Any]]:
+    if not scaler.with_mean:
+        raise NormlabError(
+            "from_sklearn(StandardScaler(with_mean=False)): normlab has no normalizer that divides by the std "
+            "without centering; expected with_mean=True. Refit with StandardScaler(), or use "
+            "normlab.Standardize(per='feature') on the data."
+        )
+    mean = np.asarray(scaler.mean_, np.float64)
+    if not scaler.with_std:
+        return nz.Center(per="feature"), {"mean_": mean, "center_": mean, "scale_": np.ones(nf)}
+    var = np.asarray(scaler.var_, np.float64)
+    return nz.Standardize(per="feature"), {"mean_": mean, "var_": var, "std_": np.sqrt(var), "center_": mean,
+                                           "scale_": np.asarray(scaler.scale_, np.float64)}
+
+
+def _minmax_scaler(scaler: Any, nf: int) -> tuple[Any, dict[str, Any]]:
+    if scaler.clip:
+        raise NormlabError(
+            "from_sklearn(MinMaxScaler(clip=True)): normlab's MinMax does not clip; expected clip=False. Refit "
+            "with clip=False, or clip the normalized values yourself (e.g. torch.clamp after the module)."
+        )
+    est = nz.MinMax(feature_range=tuple(float(v) for v in scaler.feature_range), per="feature")
+    dmin, dmax = np.asarray(scaler.data_min_, np.float64), np.asarray(scaler.data_max_, np.float64)
+    center, scale, _ = apply(est.formula_spec(), FittedStats(_Stats(min=dmin, max=dmax), (nf,)), NUMPY_OPS)
+    return est, {"min_": dmin, "max_": dmax, "center_": center, "scale_": scale}
+
+
+def _robust_scaler(scaler: Any, nf: int) -> tuple[Any, dict[str, Any]]:
+    if not (scaler.with_centering and scaler.with_scaling) or scaler.unit_variance:
+        raise NormlabError(
+            "from_sklearn(RobustScaler(...)): normlab's Robust centers on the median and divides by the "
+            "interquartile range; expected with_centering=True, with_scaling=True, unit_variance=False. "
+            "Refit with RobustScaler(quantile_range=...) and those defaults."
+        )
+    est = nz.Robust(quantile_range=tuple(float(v) for v in scaler.quantile_range), per="feature")
+    center = np.asarray(scaler.center_, np.float64)
+    return est, {"median_": center, "quantile_rank_error_": 0.0, "center_": center,
+                 "scale_": np.asarray(scaler.scale_, np.float64)}
+
+
+#: scikit-learn scaler class name -> its reader: (an unfitted normlab normalizer, its fitted attributes).
+_SCALERS = {"StandardScaler": _standard_scaler, "MinMaxScaler": _minmax_scaler, "RobustScaler": _robust_scaler}
 
 
 def from_keras(layer: Any) -> Any:

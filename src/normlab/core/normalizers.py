@@ -170,7 +170,10 @@ class Standardize(Normalizer):
         ``var_`` has ddof=0. ``center_`` and ``scale_`` are what ``transform`` uses (``scale_`` is
         ``std_`` with zero entries replaced by 1).
     per_ : str
-        The resolved mode. ``layout_`` names the axes, e.g. ``"(n, h, w, c)"``.
+        The resolved mode.
+    layout_ : Layout
+        The fitted axes (``layout_.describe()`` names them, e.g. ``"(n, h, w, c)"``; ``layout_.stat_shape`` is
+        the statistics' shape). ``fit_dtype_`` is the dtype of the first batch.
     n_samples_seen_ : int
 
     Notes
