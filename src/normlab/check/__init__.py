@@ -6,6 +6,21 @@ with the numbers behind it and a fix as code. ``normlab check`` is the same from
 
 NumPy only: importing this package imports no framework; datasets given as specs are opened through
 ``normlab.data`` when needed.
+
+Modules, in the order a run uses them:
+
+- ``_api``: :func:`check` and the ``_CHECKS`` table (codes, what each check needs, the check).
+- ``_context``: the :class:`Context` every check reads, with the inputs aligned to one per-sample shape
+  (its axis rules come from :mod:`normlab.core.axes`); ``_data`` opens each input as a ``Data`` array and
+  caches its exact statistics; ``_given`` reads the statistics the user normalizes with as a ``Given``.
+- ``_explain``: how the normalized data follows from the raw data (which axes, which statistics);
+  ``_shared``: summaries several checks share (that explanation, what the model is fed).
+- The checks: ``_values`` (NaN/inf, magnitude, spread, constants, double scaling), ``_axis`` (wrong axis,
+  wrap-around), ``_leakage`` (test-split statistics, train/test mismatch), ``_statistics`` (std given as
+  variance, averaged stds).
+- ``_findings``: :class:`Finding`, :class:`Report` and the stable :data:`CODES`.
+
+Numbers in messages are written by :mod:`normlab._format`.
 """
 
 from __future__ import annotations

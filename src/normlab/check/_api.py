@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from normlab.check import _axis, _leakage, _statistics, _values
+from normlab.check._context import Context
 from normlab.check._findings import CODES, Finding, Report
-from normlab.check._inputs import Context
 from normlab.errors import DataError
 
 __all__ = ["check"]

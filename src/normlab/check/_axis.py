@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from normlab.check._explain import Explanation, Wrap, find_wrap
+from normlab._format import fmt, fmt_seq
+from normlab.check._context import Context
+from normlab.check._explain import Explanation, Wrap, channels_last, find_wrap
 from normlab.check._findings import Finding
-from normlab.check._inputs import Context, fmt
 from normlab.check._shared import constant_mask, explanation
 
 __all__ = ["uint8_wraparound", "wrap_of", "wrong_axis"]
@@ -84,8 +85,7 @@ def _rank_text(e: Explanation, ctx: Context) -> str:
     if not e.rank_checked:
         return ""
     pct = 100 * e.rank_broken / e.rank_checked
-    unit = "images" if not (ctx.has_channel and ctx.internal_shape[ctx.channel_axis - 1] > 1) else \
-        "image channels"
+    unit = "image channels" if ctx.has_channel and ctx.n_channels > 1 else "images"
     text = (f"It does not preserve the order of pixel intensities inside an image: in {fmt(e.rank_broken)} of "
             f"{fmt(e.rank_checked)} {unit} checked ({fmt(pct, 3)}%) a darker pixel became brighter than a lighter "
             "one")
@@ -208,11 +208,11 @@ def uint8_wraparound(ctx: Context) -> list[Finding]:
         if w is not None:
             assert raw is not None
             m = w.modulus
-            xs = np.moveaxis(raw.x, ctx.channel_axis, -1) if ctx.has_channel else raw.x[..., None]
+            xs = channels_last(raw.x, ctx.channel_axis, ctx.has_channel)
             wrapped = float(np.mean(xs < w.shift)) if w.shift.size == 1 else float(
                 np.mean(np.stack([xs[..., c] < w.shift[c] for c in range(w.shift.size)])))
             k = w.shift
-            ks = fmt(int(k[0])) if k.size == 1 else "(" + ", ".join(fmt(int(v)) for v in k) + ")"
+            ks = fmt_seq(k, limit=k.size)
             a0, b0 = float(w.a[0]), float(w.b[0])
             formula = f"(x - {ks}) mod {m}"
             if not np.allclose(w.a, 1):

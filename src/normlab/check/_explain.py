@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from normlab.core.axes import resolve_layout
+from normlab.core.axes import distinct_keep_axes
 
-__all__ = ["Explanation", "Wrap", "explain", "find_wrap"]
+__all__ = ["Explanation", "Wrap", "channels_last", "explain", "find_wrap"]
 
 #: A fit is exact when its residual is below this fraction of the spread of z: float32 output rounds at
 #: about 6e-8 relative, so 1e-4 leaves three orders of magnitude for accumulated rounding, while any
@@ -68,19 +68,6 @@ class Explanation:
             scale = np.where(ok, 1.0 / np.where(ok, a, 1.0), np.nan)
             center = np.where(ok, -b / np.where(ok, a, 1.0), np.nan)
         return center, scale
-
-
-def _modes(shape: tuple[int, ...], channel_axis: int, has_channel: bool) -> dict[str, tuple[int, ...]]:
-    """The kept axes of every per= mode for ``shape`` (samples first), size-1 axes left out."""
-    out = {}
-    for mode in ("global", "channel", "feature", "sample", "sample-channel"):
-        if mode in ("channel", "sample-channel") and not has_channel:
-            continue
-        lay = resolve_layout(mode, shape, channel_axis)
-        keep = tuple(a for a in lay.keep_axes if shape[a] > 1)
-        if keep not in out.values():
-            out[mode] = keep
-    return out
 
 
 class _Moments:
@@ -162,7 +149,7 @@ def explain(x: np.ndarray, z: np.ndarray, *, channel_axis: int, has_channel: boo
                 continue
             candidates.append((prod(shape[a] for a in keep), len(keep), keep))
     candidates.sort()
-    modes = _modes(shape, channel_axis, has_channel)
+    modes = distinct_keep_axes(shape, channel_axis, channels=has_channel)
     best: tuple | None = None
     found: tuple | None = None
     for _, _, keep in candidates:
@@ -274,6 +261,11 @@ class Wrap:
     modulus: int
 
 
+def channels_last(v: np.ndarray, channel_axis: int, has_channel: bool) -> np.ndarray:
+    """``v`` with its channel axis last; data without one gets a last axis of size 1."""
+    return np.moveaxis(v, channel_axis, -1) if has_channel else v[..., None]
+
+
 def find_wrap(x: np.ndarray, z: np.ndarray, raw_dtype: np.dtype, *, channel_axis: int,
               has_channel: bool) -> Wrap | None:
     """Detect ``z = a * ((x - k) mod M) + b`` with one ``k`` per channel and ``M = 2**bits`` of ``raw_dtype``.
@@ -285,8 +277,7 @@ def find_wrap(x: np.ndarray, z: np.ndarray, raw_dtype: np.dtype, *, channel_axis
     if raw_dtype.kind not in "ui" or raw_dtype.itemsize > 2:
         return None
     modulus = 1 << (8 * raw_dtype.itemsize)
-    xs = np.moveaxis(x, channel_axis, -1) if has_channel else x[..., None]
-    zs = np.moveaxis(z, channel_axis, -1) if has_channel else z[..., None]
+    xs, zs = channels_last(x, channel_axis, has_channel), channels_last(z, channel_axis, has_channel)
     shifts, slopes, offsets = [], [], []
     for c in range(xs.shape[-1]):
         xv = xs[..., c].ravel().astype(np.int64)

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from normlab._format import as_list, fmt, fmt_seq
+from normlab.check._context import Context
 from normlab.check._findings import Finding
-from normlab.check._inputs import Context, as_list, fmt, fmt_seq
 from normlab.check._shared import explanation
 
 __all__ = ["stats_from_test_split", "train_test_mismatch"]

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normlab.check._context import Context
+from normlab.check._data import exact_stats
 from normlab.check._explain import Explanation, explain
-from normlab.check._inputs import Context
 
 __all__ = ["Fed", "constant_mask", "explanation", "fed"]
 
@@ -85,15 +86,9 @@ def fed(ctx: Context) -> Fed | None:
                        (np.ravel(s.mean) / k - c) / sc, np.ravel(np.sqrt(s.var)) / k / np.abs(sc),
                        np.minimum(lo, hi), np.maximum(lo, hi), np.ravel(s.count), np.dtype(np.float64), names)
         if g is not None and g.normalizer is not None:  # a per-sample normalizer: transform a subsample
-            from normlab.core.summary import stats
-
             idx = ctx.sample_index(x.n)
             out = g.normalizer.transform(x.x[idx].reshape(len(idx), *x.user_shape[1:]))
-            out = out.reshape(len(idx), *ctx.internal_shape)
-            if mode == "global":
-                s = stats(out.reshape(len(idx), -1, 1), per="channel", quantiles=())
-            else:
-                s = stats(out, per=mode, channel_axis=ctx.channel_axis, quantiles=())
+            s = exact_stats([out.reshape(len(idx), *ctx.internal_shape)], mode, ctx.channel_axis)
             return Fed("stats", "the training data after the given normalizer", "derived", mode, *_ravel(s),
                        out.dtype, names)
         s = x.stats(mode, ctx.channel_axis)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab._format import as_list, fmt, fmt_ratio, fmt_seq
+from normlab.check._context import Context
 from normlab.check._findings import Finding
-from normlab.check._inputs import Context, Given, as_list, fmt, fmt_ratio, fmt_seq
+from normlab.check._given import Given
 
 __all__ = ["KNOWN", "averaged_std", "std_as_variance"]
 

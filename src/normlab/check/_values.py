@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab._format import as_list, fmt, fmt_seq
+from normlab.check._context import Context
 from normlab.check._findings import Finding
-from normlab.check._inputs import Context, as_list, fmt, fmt_seq
 from normlab.check._shared import Fed, constant_mask, fed
 
 __all__ = ["constant_feature", "double_scaling", "nan_or_inf", "not_scaled", "scale_disparity"]

@@ -8,10 +8,10 @@ the framework bridges in :mod:`normlab.adapters`, which fill these hooks when ``
   bridge (``register_collection``);
 - **exporters**: ``normalizer.to_torch()`` and ``normalizer.to_keras()`` (``register_exporter``).
 
->>> export("no-such-framework", None)
+>>> export("no-such-framework", None)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-normlab.errors.NormlabError: No exporter for 'no-such-framework' is registered; expected one of keras, torch. Import normlab (which registers its bridges) before exporting.
+normlab.errors.NormlabError: No exporter for 'no-such-framework' is registered; expected one of ...
 """
 
 from __future__ import annotations

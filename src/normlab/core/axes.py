@@ -175,3 +175,110 @@ def resolve_layout(per: str, shape: tuple[int, ...], channel_axis: int = -1, *, 
         keep = (0, cax)
     reduce = tuple(a for a in all_axes if a not in keep)
     return Layout(per=mode, shape=tuple(int(n) for n in shape), channel_axis=cax, reduce_axes=reduce, keep_axes=keep)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-sample shapes: where the channels are, how many entries each mode has
+# --------------------------------------------------------------------------------------------------
+
+__all__ += ["MAX_CHANNELS", "axis_names", "channel_count", "distinct_keep_axes", "effective_per", "entry_counts",
+            "with_channel_axis"]
+
+#: A last axis of at most this many entries can hold channels (gray, gray + alpha, RGB, RGBA); a longer
+#: last axis of a 3-D stack is the width of grayscale images.
+MAX_CHANNELS = 4
+
+
+def with_channel_axis(sample_shape: tuple[int, ...], channel_axis: int = -1) -> tuple[int, ...]:
+    """The per-sample shape with a channel axis of size 1 appended when a grayscale image stack has none.
+
+    A 3-D stack ``(n, h, w)`` (``keras.datasets.mnist``) whose last axis is longer than
+    :data:`MAX_CHANNELS` is read as images without a channel axis; with ``channel_axis=-1`` the appended
+    axis keeps axes 0..2 at the user's numbers. Every other shape is returned as it is.
+
+    >>> with_channel_axis((28, 28))
+    (28, 28, 1)
+    >>> with_channel_axis((32, 32, 3)), with_channel_axis((28, 3)), with_channel_axis((28, 28), 1)
+    ((32, 32, 3), (28, 3), (28, 28))
+    """
+    shape = tuple(int(s) for s in sample_shape)
+    if len(shape) == 2 and shape[-1] > MAX_CHANNELS and channel_axis == -1:
+        return (*shape, 1)
+    return shape
+
+
+def channel_count(sample_shape: tuple[int, ...], channel_axis: int = -1) -> int:
+    """The length of the channel axis of samples of ``sample_shape``.
+
+    ``channel_axis`` counts the axes of the whole input (axis 0 holds the samples), as everywhere in normlab.
+
+    >>> channel_count((32, 32, 3)), channel_count((3, 32, 32), 1), channel_count((28, 28, 1), 3)
+    (3, 3, 1)
+    """
+    return int(sample_shape[channel_axis % (len(sample_shape) + 1) - 1])
+
+
+def entry_counts(sample_shape: tuple[int, ...], channel_axis: int = -1, *, channels: bool = True) -> dict[str, int]:
+    """How many entries one fitted statistic has under each stateful mode, in the order of :data:`STATEFUL_MODES`.
+
+    ``channels=False`` leaves ``"channel"`` out (samples without a channel axis).
+
+    >>> entry_counts((28, 28, 1))
+    {'global': 1, 'channel': 1, 'feature': 784}
+    >>> entry_counts((30,), channels=False)
+    {'global': 1, 'feature': 30}
+    """
+    counts = {"global": 1}
+    if channels:
+        counts["channel"] = channel_count(sample_shape, channel_axis)
+    counts["feature"] = prod(sample_shape)
+    return counts
+
+
+def effective_per(sample_shape: tuple[int, ...], channel_axis: int = -1) -> str:
+    """The stateful mode ``per="auto"`` amounts to for samples of ``sample_shape``.
+
+    Per-channel statistics of single-channel data are global ones, so that case gives ``"global"``, as
+    does an empty shape (no data at all).
+
+    >>> effective_per((32, 32, 3)), effective_per((28, 28, 1)), effective_per((30,)), effective_per(())
+    ('channel', 'global', 'feature', 'global')
+    """
+    if not sample_shape:
+        return "global"
+    per = resolve_layout("auto", (1, *sample_shape), channel_axis).per
+    if per == "channel" and channel_count(sample_shape, channel_axis) == 1:
+        return "global"
+    return per
+
+
+def axis_names(ndim: int, channel_axis: int = -1) -> list[str]:
+    """The einops names of the axes of an ``ndim``-dimensional input, as :func:`describe_layout` writes them.
+
+    >>> axis_names(4), axis_names(4, 1), axis_names(2)
+    (['n', 'h', 'w', 'c'], ['n', 'c', 'h', 'w'], ['n', 'f'])
+    """
+    return describe_layout(ndim, channel_axis).strip("()").split(", ")
+
+
+def distinct_keep_axes(shape: tuple[int, ...], channel_axis: int = -1, *,
+                       channels: bool = True) -> dict[str, tuple[int, ...]]:
+    """The kept axes of every ``per=`` mode on ``shape`` (samples first), size-1 axes left out.
+
+    A mode that keeps the same axes as an earlier one is left out too, so each entry is a different way of
+    grouping the values; ``channels=False`` leaves out the modes that need a channel axis.
+
+    >>> distinct_keep_axes((10, 28, 28, 1))
+    {'global': (), 'feature': (1, 2), 'sample': (0,)}
+    >>> distinct_keep_axes((10, 32, 32, 3))
+    {'global': (), 'channel': (3,), 'feature': (1, 2, 3), 'sample': (0,), 'sample-channel': (0, 3)}
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for mode in (*STATEFUL_MODES, *SAMPLE_MODES):
+        if mode in ("channel", "sample-channel") and not channels:
+            continue
+        lay = resolve_layout(mode, shape, channel_axis)
+        keep = tuple(a for a in lay.keep_axes if shape[a] > 1)
+        if keep not in out.values():
+            out[mode] = keep
+    return out

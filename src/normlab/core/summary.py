@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from normlab._format import fmt_cell, text_table
 from normlab.core import normalizers as nz
 from normlab.core._fitting import StatsFeed, iter_input
 from normlab.core.axes import resolve_layout, resolve_per
@@ -92,20 +93,11 @@ class DatasetStats:
         rows = self.rows()
         cols = ["name", "count", "mean", "std", "min", "max"] + [_qname(q) for q in sorted(self.quantiles)]
         shown = rows if len(rows) <= max_rows else [*rows[: max_rows // 2], None, *rows[-max_rows // 2 :]]
-        cells = [[_cell(r[c]) for c in cols] if r else ["..."] + [""] * (len(cols) - 1) for r in shown]
-        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-
-        def fmt(row: list[str]) -> str:
-            return "  ".join(
-                v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
-            )
-
+        cells = [[fmt_cell(r[c]) for c in cols] if r else ["..."] + [""] * (len(cols) - 1) for r in shown]
         lines = [
             f"{self.source or 'data'}: {self.n_samples} samples of shape {self.sample_shape} ({self.dtype}), "
             f"layout {self.layout}, per={self.per!r}",
-            fmt(cols),
-            fmt(["-" * w for w in widths]),
-            *map(fmt, cells),
+            *text_table(cols, cells, align="<>"),
         ]
         if len(rows) > max_rows:
             lines.append(f"({len(rows) - max_rows} more rows; use --json or --out for all of them)")
@@ -206,14 +198,6 @@ class _Frozen:
 
 def _qname(q: float) -> str:
     return "median" if q == 0.5 else f"q{q * 100:g}"
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (int, np.integer)):
-        return f"{v:,}"
-    return f"{v:.6g}"
 
 
 def stats(
