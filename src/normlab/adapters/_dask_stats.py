@@ -7,21 +7,18 @@ the data live; accumulators are merged ``split_every`` at a time up to one, whic
 Accumulators are exact for integer data and merge exactly, so the statistics are bit-identical to the
 in-memory fit for any chunking; float statistics agree to rounding (about 1e-15 relative).
 
-File-based datasets are cut into :class:`Shard` objects that a worker reads by itself
-(:func:`dataset_shards`, :func:`dataset_bag`): ranges of an IDX or ``.npy`` file read by seeking, groups of
-image files, CIFAR batch files, Parquet row groups, byte ranges of a CSV file.
+File-based datasets cut themselves into :class:`~normlab.data.Shard` objects that a worker reads by
+itself (``dataset.shards()``, written next to each reader in :mod:`normlab.data`); :func:`dataset_shards`
+and :func:`dataset_bag` only choose how many and turn them into the partitions of a bag. No file format is
+known here.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import io
-import itertools
 import math
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
 from math import prod
 from typing import Any
 
@@ -30,6 +27,8 @@ import numpy as np
 from normlab.core._fitting import as_array, check_compatible
 from normlab.core.axes import Layout, resolve_layout
 from normlab.core.stats import StatsAccumulator
+from normlab.data import Shard
+from normlab.data._shards import SHARD_BYTES, check_n_shards, skipped_message
 from normlab.errors import (
     DataError,
     DatasetError,
@@ -43,8 +42,6 @@ __all__ = ["Shard", "dataset_bag", "dataset_shards", "feed_collection", "transfo
 
 #: Accumulators merged by one task of the tree.
 SPLIT_EVERY = 8
-#: Default size of a dataset shard (decoded samples).
-SHARD_BYTES = 32 * 2**20
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +180,8 @@ def _tree(parts: list, spec: _Spec, *, check: bool) -> Any:
 
 # Datasets behind the bags made by dataset_bag(): skipped image files are reported back to them.
 _BAG_SOURCES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-_BAG_COUNTS: dict[str, int] = {}
+# Bags whose shards learn their sample counts only by reading: the split's size, and what to do if they differ.
+_BAG_COUNTS: dict[str, tuple[int, str]] = {}
 
 
 def feed_collection(feed: Any, x: Any) -> Layout:
@@ -212,12 +210,10 @@ def feed_collection(feed: Any, x: Any) -> Layout:
             "least one value. Check the collection's partitions."
         )
     name = _bag_name(x)
-    expected = _BAG_COUNTS.get(name) if name is not None else None
+    expected, hint = _BAG_COUNTS.get(name, (None, "")) if name is not None else (None, "")
     if expected is not None and part.n != expected:
         raise DatasetError(
-            f"{feed.who}: the shards of {name} held {part.n} samples; expected {expected}. A CSV file whose "
-            "quoted fields span lines cannot be cut into byte ranges: compute its statistics without "
-            "--scheduler (or convert it to Parquet)."
+            f"{feed.who}: the shards of {name} held {part.n} samples; expected {expected}. {hint}".rstrip()
         )
     if part.skipped:
         _report_skipped(x, part.skipped)
@@ -323,128 +319,12 @@ def _report_skipped(x: Any, skipped: list) -> None:
     if dataset is not None:
         known = {path for path, _ in dataset.skipped}
         dataset.skipped.extend(item for item in skipped if item[0] not in known)
-    first, why = skipped[0]
-    warnings.warn(
-        f"{label}: skipped {len(skipped)} unreadable image file(s) (first: {first}: {why}); the list is in "
-        "dataset.skipped.",
-        NormlabWarning,
-        stacklevel=5,
-    )
+    warnings.warn(skipped_message(label, skipped), NormlabWarning, stacklevel=5)
 
 
 # --------------------------------------------------------------------------------------------------
-# Dataset shards
+# Datasets: they cut themselves into shards; here the shards become the partitions of a bag
 # --------------------------------------------------------------------------------------------------
-
-
-class Shard:
-    """A piece of one split of a file-based dataset that a worker reads on its own.
-
-    Iterating yields ``(x, y)`` batches of about ``rows`` samples, in file order. A shard holds only what
-    it needs to read its piece (a path and a range, a list of image files), so it pickles small.
-
-    Attributes
-    ----------
-    n : int or None
-        Samples in the shard (None where only reading tells, e.g. a byte range of a CSV file).
-    skipped : list of (str, str)
-        Image files left out while reading it (``on_error="skip"``), and why.
-    """
-
-    def __init__(self, source: Any, sel: Any, rows: int, n: int | None, label: str) -> None:
-        self.source = source
-        self.sel = sel
-        self.rows = int(rows)
-        self.n = n
-        self.label = label
-        self.skipped: list = []
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        sink = getattr(getattr(self.source, "owner", None), "dataset", None)
-        before = len(sink.skipped) if sink is not None else 0
-        with warnings.catch_warnings():
-            # Image folders warn about skipped files; the client reports them once for all shards.
-            warnings.simplefilter("ignore", NormlabWarning)
-            yield from self._read()
-        if sink is not None:
-            self.skipped = list(sink.skipped[before:])
-
-    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        return self.source.pieces(self.sel, self.rows)
-
-    def __repr__(self) -> str:
-        n = "?" if self.n is None else self.n
-        return f"Shard({self.label}, {n} samples)"
-
-
-class _ParquetShard(Shard):
-    """Whole row groups of a Parquet file."""
-
-    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        import pyarrow.parquet as pq
-
-        src = self.source
-        groups, start = self.sel
-        pf = pq.ParquetFile(src.path)
-        offset = start
-        for batch in pf.iter_batches(batch_size=self.rows, row_groups=groups, columns=src.features):
-            k = batch.num_rows
-            x = np.empty((k, len(src.features)), dtype=src.dtype)
-            for j, col in enumerate(batch.columns):
-                x[:, j] = col.to_numpy(zero_copy_only=False)
-            y = None if src.y is None else src.y[offset : offset + k]
-            offset += k
-            yield x, y
-
-
-class _CsvShard(Shard):
-    """The lines of a CSV file that start inside the byte range ``[lo, hi)`` (labels are not read)."""
-
-    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        import pandas as pd
-
-        src = self.source
-        lo, hi, columns = self.sel
-        with open(src.path, "rb") as f:
-            start = _line_start(f, lo)
-            stop = _line_start(f, hi)
-            if stop <= start:
-                return
-            f.seek(start)
-            data = f.read(stop - start)
-        try:
-            reader = pd.read_csv(io.BytesIO(data), sep=src.sep, header=None, names=columns,
-                                 usecols=src.features, chunksize=self.rows)  # fmt: skip
-            with reader:
-                for chunk in reader:
-                    yield np.ascontiguousarray(chunk[src.features].to_numpy(dtype=src.dtype)), None
-        except (ValueError, TypeError, pd.errors.ParserError) as exc:
-            raise DatasetError(
-                f"{src.path}: bytes {start}-{stop} do not parse as whole rows of the table ({exc}); expected one "
-                "row per line. A CSV file whose quoted fields span lines cannot be cut into byte ranges: compute "
-                "its statistics without --scheduler (or convert it to Parquet)."
-            ) from None
-
-
-def _line_start(f: Any, pos: int) -> int:
-    """The first line start at or after byte ``pos`` (the end of the file if none)."""
-    if pos == 0:
-        return 0
-    f.seek(pos - 1)
-    if f.read(1) == b"\n":
-        return pos
-    f.readline()
-    return f.tell()
-
-
-def _cuts(n: int, k: int, bounds: Sequence[int] | None = None) -> list[int]:
-    """``k + 1`` increasing cut points of ``[0, n]``, snapped to ``bounds`` (natural file boundaries) if given."""
-    k = max(1, min(k, n))
-    cuts = [round(i * n / k) for i in range(k + 1)]
-    if bounds is not None:
-        b = np.asarray(bounds)
-        cuts = sorted({int(b[np.abs(b - c).argmin()]) for c in cuts} | {0, n})
-    return sorted(set(cuts))
 
 
 def dataset_shards(
@@ -478,83 +358,17 @@ def dataset_shards(
 
     Notes
     -----
-    IDX and ``.npy`` files are cut into row ranges read by seeking; image folders into groups of files;
-    CIFAR-10 at its batch files; Parquet at its row groups; CSV files into byte ranges cut at line ends
-    (fields with line breaks inside quotes cannot be cut so; the count of rows read is checked).
+    The dataset cuts itself (:meth:`normlab.data.LoadedDataset.shards`): IDX and ``.npy`` files into row
+    ranges read by seeking; image folders into groups of files; CIFAR-10 at its batch files; Parquet at
+    its row groups; CSV files into byte ranges cut at line ends (fields with line breaks inside quotes
+    cannot be cut so; the count of rows read is checked).
     """
-    from normlab.data._base import ArraySource, as_index, count
-
-    _, source, sel = dataset._plan(split)
-    rows = dataset._batch_rows(batch_size)
-    n = count(sel, source.n)
-    if n == 0:
-        raise DatasetError(f"{dataset.name}: split {split or dataset.default_split!r} holds no samples; expected at least one.")
-    kind = type(source).__name__
-    reader = getattr(getattr(source, "x", None), "reader", None) or getattr(source, "reader", None)
-    streamed = type(reader).__name__ == "StreamArray"
-    if n_shards is None:
-        sample_bytes = max(1, prod(dataset.sample_shape) * np.dtype(dataset.dtype).itemsize)
-        n_shards = max(math.ceil(n * sample_bytes / max(1, shard_bytes)), 2 * _worker_threads())
-        if streamed:
-            n_shards = 1
-    if isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or n_shards < 1:
-        raise DatasetError(f"dataset_shards(n_shards={n_shards!r}) is not a positive integer; expected e.g. 8.")
-    label = f"{dataset.name} [{split or dataset.default_split}]"
-
-    if kind == "CsvSource" and sel is None:
-        import pandas as pd
-
-        columns = [str(c) for c in pd.read_csv(source.path, sep=source.sep, nrows=0).columns]
-        with open(source.path, "rb") as f:
-            f.readline()
-            header_end = f.tell()
-        size = source.path.stat().st_size
-        cuts = [header_end + c for c in _cuts(size - header_end, int(n_shards))]
-        return [_CsvShard(source, (lo, hi, columns), rows, None, f"{label} bytes {lo}-{hi}")
-                for lo, hi in itertools.pairwise(cuts)]  # fmt: skip
-    if kind == "ParquetSource" and sel is None:
-        import pyarrow.parquet as pq
-
-        meta = pq.ParquetFile(source.path).metadata
-        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-        starts = np.concatenate(([0], np.cumsum(sizes)))
-        cuts = _cuts(len(sizes), int(n_shards))
-        return [_ParquetShard(source, (list(range(a, b)), int(starts[a])), rows, int(starts[b] - starts[a]),
-                              f"{label} row groups {a}-{b - 1}")
-                for a, b in itertools.pairwise(cuts)]  # fmt: skip
-
-    bounds = None
-    if kind == "CifarSource" and sel is None:
-        bounds = np.concatenate(([0], np.cumsum([len(y) for y in source._scan()]))).tolist()
-    cuts = _cuts(n, int(n_shards), bounds)
-    shards: list[Shard] = []
-    for a, b in itertools.pairwise(cuts):
-        if sel is None:
-            sub: Any = range(a, b)
-        elif isinstance(sel, range):
-            sub = range(sel.start + a, sel.start + b)
-        else:
-            sub = sel[a:b]
-        piece, piece_sel = source, sub
-        if isinstance(source, ArraySource):  # ship only this shard's samples
-            index = slice(sub.start, sub.stop) if isinstance(sub, range) else sub
-            piece, piece_sel = ArraySource(source.x[index], None if source.y is None else source.y[index]), None
-        elif kind == "ImageSource":  # ship only this shard's file names
-            index = as_index(sub, source.n)
-            owner = copy.copy(source.owner)
-            owner.dataset, owner._known_bad, owner._warned = _SkipSink(), set(), 0
-            labels = None if source.y is None else source.y[index]
-            piece = type(source)([source.files[i] for i in index], labels, owner)
-            piece_sel = None
-        shards.append(Shard(piece, piece_sel, rows, b - a, f"{label} samples {a}-{b - 1}"))
-    return shards
-
-
-class _SkipSink:
-    """Stands in for the dataset an image shard reports skipped files to."""
-
-    def __init__(self) -> None:
-        self.skipped: list = []
+    if n_shards is not None:
+        check_n_shards(n_shards, "dataset_shards")
+    threads = _worker_threads()
+    return dataset.shards(
+        split, n_shards, batch_size=batch_size, shard_bytes=shard_bytes, min_shards=2 * threads
+    )
 
 
 def _worker_threads() -> int:
@@ -602,9 +416,11 @@ def dataset_bag(
     shards = dataset_shards(dataset, split, batch_size=batch_size, n_shards=n_shards)
     bag = db.from_sequence(shards, npartitions=len(shards))
     _BAG_SOURCES[bag.name] = dataset
+    # Shards that learn their size only by reading (byte ranges): their total is checked after the pass.
+    uncounted = [shard for shard in shards if shard.n is None]
     expected = dataset.num_samples(split)
-    if expected is not None and getattr(dataset, "kind", "") in ("csv",):
-        _BAG_COUNTS[bag.name] = int(expected)
+    if uncounted and expected is not None:
+        _BAG_COUNTS[bag.name] = (int(expected), uncounted[0].count_hint)
     return bag
 
 

@@ -7,9 +7,10 @@ tree and only the result comes back. Integer data give bit-identical statistics 
 the in-memory fit, whatever the chunking; float data agree to rounding (about 1e-15 relative). A chunk that
 cuts through the entries of a statistic (e.g. the channel axis for ``per="channel"``) is re-cut first.
 
-Datasets. :func:`dataset_bag` cuts a ``normlab.data`` dataset into shards that workers read by
-themselves (IDX/``.npy`` row ranges, groups of image files, CIFAR batch files, Parquet row groups, CSV byte
-ranges); ``normlab stats SPEC --scheduler ADDRESS`` uses it.
+Datasets. A ``normlab.data`` dataset cuts itself into :class:`~normlab.data.Shard` objects that workers
+read by themselves (IDX/``.npy`` row ranges, groups of image files, CIFAR batch files, Parquet row groups,
+CSV byte ranges: ``dataset.shards()``, written next to each reader); :func:`dataset_bag` makes them the
+partitions of a bag. ``normlab stats SPEC --scheduler ADDRESS`` uses it.
 
 Sweeps. :func:`execute_tasks_on_cluster` runs the tasks of ``normlab compare`` on the cluster; the client
 alone writes the result store, so a run on a worker that dies is run again elsewhere and nothing is lost.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from normlab.adapters._dask_cluster import ClusterError as ClusterError
 from normlab.adapters._dask_cluster import connect as connect
-from normlab.adapters._dask_stats import Shard as Shard
+from normlab.adapters._dask_stats import Shard as Shard  # (normlab.data.Shard)
 from normlab.adapters._dask_stats import dataset_bag as dataset_bag
 from normlab.adapters._dask_stats import dataset_shards as dataset_shards
 from normlab.adapters._dask_stats import feed_collection as feed_collection

@@ -17,6 +17,19 @@ spec                               what it reads
 ``npy:FILE``, ``npz:FILE``         arrays, memory-mapped where possible; also a bare ``x.npy``
 =================================  ==========================================================
 
+Structure. ``_spec`` parses a spec and holds :data:`KINDS`, the table of dataset kinds: each
+:class:`~normlab.data._spec.Kind` names its options and the loader that opens it. Each reader module
+(``builtin``, ``idx``, ``cifar``, ``images``, ``tables``, ``arrays``) has a loader that describes every
+split as a :class:`~normlab.data._base.Source`: how to read its samples in file order, and how to cut
+itself into :class:`Shard` objects that another process or machine reads on its own
+(``Source.shards``: row ranges by default, CIFAR batch files, groups of image files, Parquet row
+groups, CSV byte ranges). ``_base`` turns sources into a :class:`Dataset` (splits, ``limit=``,
+``validation_split=``, batches, :meth:`LoadedDataset.shards`); ``_shards`` holds :class:`Shard` and the
+default row cut; ``_readers`` reads fixed-size records from plain or compressed files.
+
+To add a dataset format, write one reader module (a ``Source`` subclass and a loader
+``load(kind, path, name, **options)``) and add one ``Kind`` entry to :data:`KINDS`.
+
 Examples
 --------
 >>> import normlab.data
@@ -31,11 +44,12 @@ from __future__ import annotations
 
 from normlab.data._base import Dataset as Dataset
 from normlab.data._base import LoadedDataset as LoadedDataset
+from normlab.data._shards import Shard as Shard
 from normlab.data._spec import KINDS as KINDS
 from normlab.data._spec import open_dataset as open
 from normlab.data._spec import parse_spec as parse_spec
 
-__all__ = ["KINDS", "Dataset", "LoadedDataset", "from_arrays", "open", "parse_spec"]
+__all__ = ["KINDS", "Dataset", "LoadedDataset", "Shard", "from_arrays", "open", "parse_spec"]
 
 
 def from_arrays(

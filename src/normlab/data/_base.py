@@ -5,28 +5,35 @@ A loader describes each split *as stored* by a :class:`Source` (n samples readab
 applies ``limit=`` (stratified, seeded) and ``validation_split=`` (the last fraction, like Keras), and
 re-cuts whatever pieces a source yields into batches of exactly ``batch_size`` samples.
 
-A selection of samples is ``None`` (all of them), a ``range`` (contiguous, so memory-mapped files can
-return a view) or a sorted ``int64`` array. Samples always keep their file order.
+Selections of samples (``None``, a ``range`` or a sorted ``int64`` array; see ``_select``) keep file order.
+A source also cuts itself into :class:`~normlab.data._shards.Shard` objects (:meth:`Source.shards`) that
+other processes read independently; :meth:`LoadedDataset.shards` does it for one split.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from normlab.data._select import Batch, Selection, as_index, as_key, count, rebatch, select_rows
+from normlab.data._shards import SHARD_BYTES, Shard, check_n_shards, row_shards
 from normlab.errors import DatasetError
 
-__all__ = ["ArraySource", "Dataset", "LoadedDataset", "Source", "default_batch_size", "select_rows"]
+__all__ = [
+    "ArraySource",
+    "Dataset",
+    "LoadedDataset",
+    "Source",
+    "default_batch_size",
+    "select_rows",
+]
 
 #: A batch size of ``None`` means: about this many bytes of samples per batch.
 DEFAULT_BATCH_BYTES = 8 * 2**20
-
-Selection = range | np.ndarray | None
-Batch = tuple[np.ndarray, np.ndarray | None]
 
 _VALIDATION = "validation"
 
@@ -85,18 +92,34 @@ class Dataset(Protocol):
 
     def nbytes(self, split: str | None = None) -> int | None: ...
 
+    def shards(self, split: str | None = None, n_shards: int | None = None) -> list[Shard]: ...
+
 
 class Source:
     """One split as stored: ``n`` samples that can be read in file order.
 
     Subclasses implement :meth:`pieces`; they may override :meth:`labels` (cheap, without reading the
-    samples) and :meth:`materialize` (a zero-copy or memory-mapped fast path for ``arrays()``).
+    samples; the default is the attribute ``y``), :meth:`materialize` (a zero-copy or memory-mapped fast path for ``arrays()``), and
+    :meth:`shards` or :meth:`shard` (how to cut the source for other processes; the default cuts rows).
+
+    Attributes
+    ----------
+    n : int
+        Samples stored.
+    y : ndarray of shape (n,) or None
+        Their labels, where the loader read them at open.
+    sequential : bool
+        True where the samples can only be read as one stream from its start (a gzip file): cutting such
+        a source saves no reading, so by default it is read as one shard.
     """
 
     n: int = 0
+    y: np.ndarray | None = None
+    sequential: bool = False
 
     def labels(self) -> np.ndarray | None:
-        return None
+        """The labels of all ``n`` samples (``int64``, or ``float64`` targets), or ``None`` if unlabeled."""
+        return self.y
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         """Yield ``(x, y)`` pieces of the selected samples in order, each of about ``rows`` samples.
@@ -108,102 +131,20 @@ class Source:
     def materialize(self, sel: Selection) -> Batch | None:
         return None
 
+    def shards(self, sel: Selection, n_shards: int, *, rows: int, label: str) -> list[Shard]:
+        """Cut the selected samples into at most ``n_shards`` independent shards, in file order.
 
-def count(sel: Selection, n: int) -> int:
-    return n if sel is None else len(sel)
+        Each shard yields ``(x, y)`` batches of about ``rows`` samples and can be pickled and read on another
+        machine (where the files are at the same path); together they hold each selected sample once.
+        ``label`` names the split in the shards' ``repr``. The default cuts the selection into runs of
+        rows, each made by :meth:`shard`; a reader with better cut points (Parquet row groups, CSV byte
+        ranges, batch files) overrides this.
+        """
+        return row_shards(self, sel, n_shards, rows=rows, label=label)
 
-
-def as_index(sel: Selection, n: int) -> np.ndarray:
-    if sel is None:
-        return np.arange(n, dtype=np.int64)
-    if isinstance(sel, range):
-        return np.arange(sel.start, sel.stop, dtype=np.int64)
-    return sel
-
-
-def windows(n: int, sel: Selection, rows: int) -> Iterator[tuple[int, int, np.ndarray | None]]:
-    """Cut ``[0, n)`` into windows of ``rows`` samples that hold selected samples.
-
-    Yields ``(start, stop, local)``: ``local`` is ``None`` when the whole window is selected, else the
-    offsets of the selected samples inside it. Windows without a selected sample are left out, so a
-    seekable reader skips them.
-    """
-    rows = max(1, int(rows))
-    if sel is None:
-        sel = range(0, n)
-    if isinstance(sel, range):
-        for start in range(sel.start, sel.stop, rows):
-            yield start, min(start + rows, sel.stop), None
-        return
-    if len(sel) == 0:
-        return
-    bounds = np.searchsorted(sel, np.arange(0, n + rows, rows))
-    for w in range(len(bounds) - 1):
-        lo, hi = bounds[w], bounds[w + 1]
-        if lo == hi:
-            continue
-        start, stop = w * rows, min((w + 1) * rows, n)
-        local = sel[lo:hi] - start
-        if len(local) == stop - start:
-            yield start, stop, None
-        else:
-            yield start, stop, local
-
-
-def select_rows(chunks: Iterable[Batch], sel: Selection) -> Iterator[Batch]:
-    """Keep the selected samples of sequential chunks that together cover ``[0, n)`` in order."""
-    offset = 0
-    for x, y in chunks:
-        k = len(x)
-        if sel is None:
-            yield x, y
-        elif isinstance(sel, range):
-            lo, hi = max(sel.start - offset, 0), min(sel.stop - offset, k)
-            if hi > lo:
-                yield x[lo:hi], None if y is None else y[lo:hi]
-            if offset + k >= sel.stop:
-                return
-        else:
-            lo, hi = np.searchsorted(sel, (offset, offset + k))
-            if hi > lo:
-                local = sel[lo:hi] - offset
-                yield x[local], None if y is None else y[local]
-            if hi == len(sel):
-                return
-        offset += k
-
-
-def rebatch(pieces: Iterable[Batch], batch_size: int) -> Iterator[Batch]:
-    """Re-cut pieces of any size into batches of exactly ``batch_size`` samples (the last may be short)."""
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray | None] = []
-    have = 0
-    for x, y in pieces:
-        k = len(x)
-        if k == 0:
-            continue
-        if have == 0 and k == batch_size:
-            yield x, y
-            continue
-        start = 0
-        while start < k:
-            take = min(batch_size - have, k - start)
-            xs.append(x[start : start + take])
-            ys.append(None if y is None else y[start : start + take])
-            have += take
-            start += take
-            if have == batch_size:
-                yield _join(xs, ys)
-                xs, ys, have = [], [], 0
-    if have:
-        yield _join(xs, ys)
-
-
-def _join(xs: list[np.ndarray], ys: list[np.ndarray | None]) -> Batch:
-    if len(xs) == 1:
-        return xs[0], ys[0]
-    y = None if ys[0] is None else np.concatenate(ys)  # type: ignore[arg-type]
-    return np.concatenate(xs), y
+    def shard(self, sel: range | np.ndarray, rows: int, n: int, label: str) -> Shard:
+        """One shard that reads the samples ``sel`` of this source (override to ship less than the source)."""
+        return Shard(self, sel, rows, n, label)
 
 
 def default_batch_size(sample_nbytes: int) -> int:
@@ -245,9 +186,6 @@ class ArraySource(Source):
         self.n = len(x)
         self.copy = copy  # hand out copies, so callers cannot change the stored arrays
 
-    def labels(self) -> np.ndarray | None:
-        return self.y
-
     def _take(self, key: slice | np.ndarray) -> Batch:
         x, y = self.x[key], None if self.y is None else self.y[key]
         if self.copy and isinstance(key, slice):
@@ -266,7 +204,13 @@ class ArraySource(Source):
     def materialize(self, sel: Selection) -> Batch | None:
         if sel is None:
             return self._take(slice(0, self.n))
-        return self._take(slice(sel.start, sel.stop) if isinstance(sel, range) else sel)
+        return self._take(as_key(sel))
+
+    def shard(self, sel: range | np.ndarray, rows: int, n: int, label: str) -> Shard:
+        key = as_key(sel)  # ship only this shard's samples
+        return Shard(
+            ArraySource(self.x[key], None if self.y is None else self.y[key]), None, rows, n, label
+        )
 
 
 class LoadedDataset:
@@ -404,7 +348,7 @@ class LoadedDataset:
         y = source.labels()
         if y is None or sel is None:
             return y
-        return y[slice(sel.start, sel.stop)] if isinstance(sel, range) else y[sel]
+        return y[as_key(sel)]
 
     def class_counts(self, split: str | None = None) -> np.ndarray | None:
         """How many samples of ``split`` each class has, shape ``(n_classes,)``; ``None`` if unlabeled."""
@@ -460,6 +404,59 @@ class LoadedDataset:
             x = x[:filled].copy()
             y = None if y is None else y[:filled].copy()
         return x, y
+
+    def shards(
+        self,
+        split: str | None = None,
+        n_shards: int | None = None,
+        *,
+        batch_size: int | None = None,
+        shard_bytes: int = SHARD_BYTES,
+        min_shards: int = 1,
+    ) -> list[Shard]:
+        """Cut ``split`` into shards that other processes or machines read independently.
+
+        Parameters
+        ----------
+        split : str or None
+            One of :attr:`splits`; ``None`` means :attr:`default_split`. ``limit=`` and
+            ``validation_split=`` apply.
+        n_shards : int or None
+            How many shards (fewer where the split has fewer samples or natural pieces). ``None``: about
+            ``shard_bytes`` of decoded samples each and at least ``min_shards``; one for a source that is
+            read as a single stream (a gzip file).
+        batch_size : int or None
+            Samples per batch inside a shard; ``None`` picks about 8 MiB per batch.
+
+        Returns
+        -------
+        list of Shard
+            Together they hold every sample of the split exactly once, in file order.
+
+        Examples
+        --------
+        >>> import normlab.data
+        >>> ds = normlab.data.open("wine")
+        >>> shards = ds.shards(n_shards=3)
+        >>> shards[0]
+        Shard(wine [train] samples 0-58, 59 samples)
+        >>> sum(len(x) for shard in shards for x, y in shard)
+        178
+        """
+        _, source, sel = self._plan(split)
+        rows = self._batch_rows(batch_size)
+        n = count(sel, source.n)
+        label = f"{self.name} [{split or self.default_split}]"
+        if n == 0:
+            raise DatasetError(
+                f"{self.name}: split {split or self.default_split!r} holds no samples; expected at least one."
+            )
+        if n_shards is None:
+            sample_bytes = max(1, math.prod(self.sample_shape) * self.dtype.itemsize)
+            n_shards = max(math.ceil(n * sample_bytes / max(1, shard_bytes)), min_shards)
+            if source.sequential:
+                n_shards = 1
+        return source.shards(sel, check_n_shards(n_shards, "shards"), rows=rows, label=label)
 
     def _batch_rows(self, batch_size: int | None) -> int:
         if batch_size is None:

@@ -1,90 +1,80 @@
-"""Dataset specs (``"mnist:~/data/mnist"``, ``"csv:customers.csv"``, ``"x.npy"``) and :func:`open`."""
+"""Dataset specs (``"mnist:~/data/mnist"``, ``"csv:customers.csv"``, ``"x.npy"``) and :func:`open`.
+
+:data:`KINDS` is the table of dataset kinds: each :class:`Kind` names its path (none, a folder or a file),
+its own options, the file suffixes that select it from a bare path, and the loader that opens it.
+:func:`open_dataset` parses the spec, checks the options against the kind, and calls that loader.
+"""
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from normlab.data._base import LoadedDataset
+from normlab.data.arrays import load_npy, load_npz
+from normlab.data.builtin import load_builtin
+from normlab.data.cifar import load_cifar10
+from normlab.data.idx import load_idx_dataset
+from normlab.data.images import load_image_folder
+from normlab.data.tables import load_table
 from normlab.errors import DatasetError
 
 __all__ = ["KINDS", "Kind", "open_dataset", "parse_spec"]
 
 
+#: What opens a kind: ``load(kind, path, name, **options)``, with ``path`` ``None`` for a builtin,
+#: ``name`` the spec as the user wrote it (for messages), and the kind's own options plus the common ones.
+Loader = Callable[..., LoadedDataset]
+
+
 @dataclass(frozen=True)
 class Kind:
-    """One kind of dataset spec."""
+    """One kind of dataset spec: how it is written, what it accepts, and the loader that opens it."""
 
     name: str
     path: str  # "none", "dir" or "file"
     example: str
     summary: str
+    load: Loader
     options: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()  # a bare path ending so opens this kind
 
 
 _COMMON = ("validation_split", "shuffle_split", "seed", "limit")
 
+_TABLE = ("target", "drop")
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind(
-            "digits", "none", "digits", "scikit-learn's 8x8 handwritten digits, 1,797 x 64 features"
-        ),
-        Kind(
-            "breast-cancer",
-            "none",
-            "breast-cancer",
-            "scikit-learn's breast cancer table, 569 x 30 features on very different scales",
-        ),
-        Kind("wine", "none", "wine", "scikit-learn's wine table, 178 x 13 features"),
-        Kind("mnist", "dir", "mnist:~/data/mnist", "the four MNIST IDX files (.gz or not)"),
-        Kind(
-            "fashion-mnist",
-            "dir",
-            "fashion-mnist:~/data/fashion",
-            "the four Fashion-MNIST IDX files",
-        ),
-        Kind(
-            "cifar10",
-            "dir",
-            "cifar10:~/data/cifar-10-batches-py",
-            "CIFAR-10 python batches (data_batch_1..5, test_batch)",
-        ),
-        Kind(
-            "images",
-            "dir",
-            "images:~/photos/train",
-            "one subfolder per class of PNG/JPEG/BMP/... images",
-            ("resize", "on_error", "color", "progress"),
-        ),
-        Kind(
-            "csv",
-            "file",
-            "csv:customers.csv",
-            "a table with a header row; numeric feature columns",
-            ("target", "drop", "sep"),
-        ),
-        Kind(
-            "parquet",
-            "file",
-            "parquet:customers.parquet",
-            "a Parquet table; numeric feature columns",
-            ("target", "drop"),
-        ),
-        Kind("npy", "file", "npy:x.npy", "one array, memory-mapped (x only, no labels)"),
-        Kind(
-            "npz",
-            "file",
-            "npz:data.npz",
-            "arrays x and y (or x_train/y_train/x_test/y_test, or keys=)",
-            ("keys",),
-        ),
+        Kind("digits", "none", "digits", "scikit-learn's 8x8 handwritten digits, 1,797 x 64 features",
+             load=load_builtin),
+        Kind("breast-cancer", "none", "breast-cancer",
+             "scikit-learn's breast cancer table, 569 x 30 features on very different scales",
+             load=load_builtin),
+        Kind("wine", "none", "wine", "scikit-learn's wine table, 178 x 13 features", load=load_builtin),
+        Kind("mnist", "dir", "mnist:~/data/mnist", "the four MNIST IDX files (.gz or not)",
+             load=load_idx_dataset),
+        Kind("fashion-mnist", "dir", "fashion-mnist:~/data/fashion", "the four Fashion-MNIST IDX files",
+             load=load_idx_dataset),
+        Kind("cifar10", "dir", "cifar10:~/data/cifar-10-batches-py",
+             "CIFAR-10 python batches (data_batch_1..5, test_batch)", load=load_cifar10),
+        Kind("images", "dir", "images:~/photos/train", "one subfolder per class of PNG/JPEG/BMP/... images",
+             load=load_image_folder, options=("resize", "on_error", "color", "progress")),
+        Kind("csv", "file", "csv:customers.csv", "a table with a header row; numeric feature columns",
+             load=load_table, options=(*_TABLE, "sep"), suffixes=(".csv",)),
+        Kind("parquet", "file", "parquet:customers.parquet", "a Parquet table; numeric feature columns",
+             load=load_table, options=_TABLE, suffixes=(".parquet", ".pq")),
+        Kind("npy", "file", "npy:x.npy", "one array, memory-mapped (x only, no labels)",
+             load=load_npy, suffixes=(".npy",)),
+        Kind("npz", "file", "npz:data.npz", "arrays x and y (or x_train/y_train/x_test/y_test, or keys=)",
+             load=load_npz, options=("keys",), suffixes=(".npz",)),
     )
-}
+}  # fmt: skip
 
 _ALIASES = {
     "breast_cancer": "breast-cancer",
@@ -98,13 +88,7 @@ _ALIASES = {
     "pq": "parquet",
 }
 
-_SUFFIX_KINDS = {
-    ".npy": "npy",
-    ".npz": "npz",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
+_SUFFIX_KINDS = {suffix: k.name for k in KINDS.values() for suffix in k.suffixes}
 
 _DEFAULTS: dict[str, Any] = {
     "validation_split": None,
@@ -367,29 +351,4 @@ def open_dataset(
     own = {k: options[k] for k in kind.options}
     if path is not None:
         path = _check_path(kind, path, str(spec))
-    if kind.path == "none":
-        from normlab.data.builtin import load_builtin
-
-        return load_builtin(kind.name, **common)
-    assert path is not None
-    if kind.name in ("mnist", "fashion-mnist"):
-        from normlab.data.idx import load_idx_dataset
-
-        return load_idx_dataset(kind.name, path, name, **common)
-    if kind.name == "cifar10":
-        from normlab.data.cifar import load_cifar10
-
-        return load_cifar10(path, name, **common)
-    if kind.name == "images":
-        from normlab.data.images import load_image_folder
-
-        return load_image_folder(path, name, **own, **common)
-    if kind.name in ("csv", "parquet"):
-        from normlab.data.tables import load_table
-
-        return load_table(kind.name, path, name, **own, **common)
-    from normlab.data.arrays import load_npy, load_npz
-
-    if kind.name == "npy":
-        return load_npy(path, name, **common)
-    return load_npz(path, name, **own, **common)
+    return kind.load(kind.name, path, name, **own, **common)

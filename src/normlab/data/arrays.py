@@ -14,6 +14,7 @@ stay a ``float64`` regression target.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import zipfile
@@ -24,8 +25,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from normlab.data._base import Batch, LoadedDataset, Selection, Source, windows
+from normlab.data._base import LoadedDataset, Source
 from normlab.data._readers import MAX_DEFLATE_RATIO, RawArray, StreamArray, nice_bytes
+from normlab.data._select import Batch, Selection, as_key, windows
 from normlab.errors import DatasetError
 
 __all__ = ["load_npy", "load_npz"]
@@ -139,19 +141,22 @@ def _npz_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Memb
             f"{label}: a Fortran-ordered array in a compressed .npz cannot be streamed; expected C order. Save it with np.ascontiguousarray first."
         )
 
-    def opener(path: Path = path, member: str = info.filename) -> IO[bytes]:
-        archive = zipfile.ZipFile(path)
-        stream = archive.open(member)
-        close = stream.close
-
-        def close_both() -> None:
-            close()
-            archive.close()
-
-        stream.close = close_both  # type: ignore[method-assign]
-        return stream
-
+    opener = functools.partial(_open_member, path, info.filename)  # picklable, for shards
     return _Member(StreamArray(opener, header, dtype, shape, label, _FIX), label)
+
+
+def _open_member(path: Path, member: str) -> IO[bytes]:
+    """A fresh decompressing stream of one member of the zip file ``path`` (closing it closes both)."""
+    archive = zipfile.ZipFile(path)
+    stream = archive.open(member)
+    close = stream.close
+
+    def close_both() -> None:
+        close()
+        archive.close()
+
+    stream.close = close_both  # type: ignore[method-assign]
+    return stream
 
 
 def _labels(member: _Member, n: int, name: str) -> tuple[np.ndarray, bool]:
@@ -180,9 +185,7 @@ class NpSource(Source):
         self.x = x
         self.y = y
         self.n = x.n
-
-    def labels(self) -> np.ndarray | None:
-        return self.y
+        self.sequential = isinstance(x.reader, StreamArray)  # a compressed .npz member
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         plan = list(windows(self.n, sel, rows))
@@ -200,7 +203,7 @@ class NpSource(Source):
         x = reader.memmap()
         if sel is None:
             return x, self.y
-        key = slice(sel.start, sel.stop) if isinstance(sel, range) else sel
+        key = as_key(sel)
         return x[key], None if self.y is None else self.y[key]
 
 
@@ -246,9 +249,9 @@ def _make(
     )
 
 
-def load_npy(path: Path, name: str, **options: Any) -> LoadedDataset:
-    """Open one ``.npy`` array as the samples of split ``"train"`` (no labels)."""
-    return _make(name, "npy", {"train": (_npy_member(path), None)}, **options)
+def load_npy(kind: str, path: Path, name: str, **options: Any) -> LoadedDataset:
+    """Open one ``.npy`` array as the samples of split ``"train"`` (no labels); ``kind`` is ``"npy"``."""
+    return _make(name, kind, {"train": (_npy_member(path), None)}, **options)
 
 
 _SPLIT_KEYS = {
@@ -261,9 +264,9 @@ _SPLIT_KEYS = {
 
 
 def load_npz(
-    path: Path, name: str, *, keys: Sequence[str] | None = None, **options: Any
+    kind: str, path: Path, name: str, *, keys: Sequence[str] | None = None, **options: Any
 ) -> LoadedDataset:
-    """Open an ``.npz`` file (see the module docstring for which arrays are used)."""
+    """Open an ``.npz`` file (see the module docstring for which arrays are used); ``kind`` is ``"npz"``."""
     if path.stat().st_size == 0:
         raise DatasetError(
             f"{path}: the file is empty (zero bytes); expected a .npz archive. {_FIX}"
@@ -316,7 +319,7 @@ def load_npz(
             splits["train"] = (member(names[0]), None)
         else:
             raise DatasetError(f"{name}: {path.name} has arrays {_quote(names) or 'none'}; {how}.")
-    return _make(name, "npz", splits, **options)
+    return _make(name, kind, splits, **options)
 
 
 def _quote(names: Sequence[str]) -> str:

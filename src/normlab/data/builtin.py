@@ -27,9 +27,13 @@ def _sklearn_datasets():  # type: ignore[no-untyped-def]
     return sklearn.datasets
 
 
-def load_builtin(name: str, **options: object) -> LoadedDataset:
-    """Open one of scikit-learn's bundled datasets: one split ``"train"``, features ``(n, f)`` float64."""
-    bunch = getattr(_sklearn_datasets(), _LOADERS[name])()
+def load_builtin(kind: str, path: None, name: str, **options: object) -> LoadedDataset:
+    """Open one of scikit-learn's bundled datasets: one split ``"train"``, features ``(n, f)`` float64.
+
+    ``kind`` is the dataset (``"digits"``, ``"breast-cancer"`` or ``"wine"``); there is no ``path``, and
+    ``name`` is the kind.
+    """
+    bunch = getattr(_sklearn_datasets(), _LOADERS[kind])()
     x = np.ascontiguousarray(bunch.data, dtype=np.float64)
     y = np.asarray(bunch.target, dtype=np.int64)
     classes = tuple(str(c) for c in bunch.target_names)
@@ -37,7 +41,7 @@ def load_builtin(name: str, **options: object) -> LoadedDataset:
         str(f) for f in getattr(bunch, "feature_names", [f"x{i}" for i in range(x.shape[1])])
     )
     return LoadedDataset(
-        kind=name,
+        kind=kind,
         name=name,
         sources={"train": ArraySource(x, y, copy=True)},
         sample_shape=x.shape[1:],

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from normlab.data._base import Batch, LoadedDataset, Selection, Source, windows
+from normlab.data._base import LoadedDataset, Source
+from normlab.data._select import Batch, Selection, windows
+from normlab.data._shards import Shard, row_shards
 from normlab.errors import DatasetError
 
 __all__ = ["CIFAR10_CLASSES", "RestrictedUnpickler", "load_cifar10", "safe_unpickle"]
@@ -283,6 +285,13 @@ class CifarSource(Source):
                 xs, ys = x[start:stop], y[start:stop]
                 yield (xs, ys) if local is None else (xs[local], ys[local])
 
+    def shards(self, sel: Selection, n_shards: int, *, rows: int, label: str) -> list[Shard]:
+        """Runs of samples cut at the batch files when the whole split is read (a file is read whole)."""
+        bounds = None
+        if sel is None:
+            bounds = np.concatenate(([0], np.cumsum([len(y) for y in self._scan()]))).tolist()
+        return row_shards(self, sel, n_shards, rows=rows, label=label, bounds=bounds)
+
 
 def _find_folder(folder: Path) -> Path:
     for candidate in (folder, folder / "cifar-10-batches-py"):
@@ -296,8 +305,8 @@ def _find_folder(folder: Path) -> Path:
     )
 
 
-def load_cifar10(folder: Path, name: str, **options: object) -> LoadedDataset:
-    """Open the CIFAR-10 python batches in ``folder`` (or its ``cifar-10-batches-py``)."""
+def load_cifar10(kind: str, folder: Path, name: str, **options: object) -> LoadedDataset:
+    """Open the CIFAR-10 python batches in ``folder`` (or its ``cifar-10-batches-py``); ``kind`` is ``"cifar10"``."""
     folder = _find_folder(folder)
     numbered = {}
     for p in folder.iterdir():
@@ -324,7 +333,7 @@ def load_cifar10(folder: Path, name: str, **options: object) -> LoadedDataset:
         if isinstance(names, list) and len(names) == 10:
             classes = tuple(n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names)
     return LoadedDataset(
-        kind="cifar10",
+        kind=kind,
         name=name,
         sources=sources,
         sample_shape=(32, 32, 3),

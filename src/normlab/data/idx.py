@@ -10,6 +10,7 @@ by seeking, and ``arrays()`` memory-maps uncompressed image files.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from normlab.data._base import Batch, LoadedDataset, Selection, Source, windows
+from normlab.data._base import LoadedDataset, Source
 from normlab.data._readers import (
     RawArray,
     StreamArray,
@@ -29,6 +30,7 @@ from normlab.data._readers import (
     open_stream,
     read_exact,
 )
+from normlab.data._select import Batch, Selection, as_key, windows
 from normlab.errors import DatasetError
 
 __all__ = ["IdxHeader", "IdxSource", "load_idx_dataset", "read_idx_header"]
@@ -75,11 +77,10 @@ class IdxHeader:
         return math.prod(self.dims) * self.dtype.itemsize
 
     def reader(self) -> RawArray | StreamArray:
-        if self.gzip:
+        if self.gzip:  # (a partial, not a lambda: a shard of the file pickles)
             path = self.path
-            return StreamArray(
-                lambda: open_stream(path), self.offset, self.dtype, self.dims, str(path), _FIX
-            )
+            opener = functools.partial(open_stream, path)
+            return StreamArray(opener, self.offset, self.dtype, self.dims, str(path), _FIX)
         return RawArray(self.path, self.offset, self.dtype, self.dims)
 
 
@@ -154,9 +155,8 @@ class IdxSource(Source):
         self.y = labels
         self.n = images.dims[0]
         self.sample_shape = sample_shape
-
-    def labels(self) -> np.ndarray:
-        return self.y
+        # A gzip file is one stream from its start: cutting it into shards saves no reading.
+        self.sequential = isinstance(self.reader, StreamArray)
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         plan = list(windows(self.n, sel, rows))
@@ -174,7 +174,7 @@ class IdxSource(Source):
         x = self.reader.memmap().reshape(self.n, *self.sample_shape)
         if sel is None:
             return x, self.y
-        key = slice(sel.start, sel.stop) if isinstance(sel, range) else sel
+        key = as_key(sel)
         return x[key], self.y[key]
 
 

@@ -20,6 +20,7 @@ the first pass that meets them; later passes warn again only about files not rep
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -29,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from normlab._progress import Progress
-from normlab.data._base import Batch, LoadedDataset, Selection, Source, as_index
+from normlab.data._base import LoadedDataset, Source
+from normlab.data._select import Batch, Selection, as_index
+from normlab.data._shards import Shard, skipped_message
 from normlab.errors import DatasetError, NormlabWarning
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
@@ -138,9 +141,6 @@ class ImageSource(Source):
         self.n = len(files)
         self.owner = owner
 
-    def labels(self) -> np.ndarray | None:
-        return self.y
-
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         index = as_index(sel, self.n)
         owner = self.owner
@@ -168,6 +168,29 @@ class ImageSource(Source):
                 yield x, y
         owner.report_skipped()
 
+    def shard(self, sel: range | np.ndarray, rows: int, n: int, label: str) -> Shard:
+        index = as_index(sel, self.n)  # ship only this shard's file names
+        labels = None if self.y is None else self.y[index]
+        piece = ImageSource([self.files[i] for i in index], labels, self.owner.for_shard())
+        return _ImageShard(piece, None, rows, n, label)
+
+
+class _ImageShard(Shard):
+    """A group of image files; the files it skipped come back in ``skipped``."""
+
+    def _read(self) -> Iterator[Batch]:
+        sink = self.source.owner.dataset
+        before = len(sink.skipped)
+        yield from self.source.pieces(None, self.rows)
+        self.skipped = list(sink.skipped[before:])
+
+
+class _SkipSink:
+    """Stands in for the dataset an image shard reports skipped files to."""
+
+    def __init__(self) -> None:
+        self.skipped: list = []
+
 
 class ImageFolder:
     """Decoding policy shared by the splits of one folder: size, mode, resize and error handling."""
@@ -192,6 +215,12 @@ class ImageFolder:
         self._known_bad: set[str] = set()
         self._warned = 0
 
+    def for_shard(self) -> ImageFolder:
+        """A copy of this policy that records skipped files in a list of its own (read by a shard)."""
+        owner = copy.copy(self)
+        owner.dataset, owner._known_bad, owner._warned = _SkipSink(), set(), 0  # type: ignore[assignment]
+        return owner
+
     def _rel(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.root))
@@ -214,13 +243,8 @@ class ImageFolder:
         skipped = self.dataset.skipped
         if len(skipped) > self._warned:
             self._warned = len(skipped)
-            first, why = skipped[0]
-            warnings.warn(
-                f"{self.name}: skipped {len(skipped)} unreadable image file(s) (first: {self._rel(Path(first))}: "
-                f"{why}); the list is in dataset.skipped.",
-                NormlabWarning,
-                stacklevel=4,
-            )
+            first = self._rel(Path(skipped[0][0]))
+            warnings.warn(skipped_message(self.name, skipped, first), NormlabWarning, stacklevel=4)
 
     def probe(self, files: Sequence[Path]) -> None:
         """Fix the sample shape from the first readable file (header only, nothing is decoded)."""
@@ -323,6 +347,7 @@ def _normalize_resize(resize: Any, name: str) -> tuple[int, int] | None:
 
 
 def load_image_folder(
+    kind: str,
     folder: Path,
     name: str,
     *,
@@ -332,7 +357,7 @@ def load_image_folder(
     progress: bool | str = "auto",
     **options: Any,
 ) -> LoadedDataset:
-    """Open a folder of images (see the module docstring for the layouts)."""
+    """Open a folder of images (see the module docstring for the layouts); ``kind`` is ``"images"``."""
     if on_error not in ("raise", "skip"):
         raise DatasetError(f"{name}: on_error={on_error!r}; expected 'raise' or 'skip'.")
     if color not in _COLORS:
@@ -341,6 +366,39 @@ def load_image_folder(
         )
     _pil()
     policy = ImageFolder(folder, name, _normalize_resize(resize, name), on_error, color, progress)
+    layouts, classes = _layouts(folder, name)
+    total = sum(len(files) for files, _ in layouts.values())
+    if total == 0:
+        raise DatasetError(
+            f"{name}: no image files in {folder} (extensions {', '.join(sorted(IMAGE_EXTENSIONS))}); expected "
+            "one subfolder per class holding images, e.g. DIR/cat/001.jpg, DIR/dog/002.jpg."
+        )
+    sources: dict[str, Source] = {
+        split: ImageSource(files, y, policy) for split, (files, y) in layouts.items()
+    }
+    dataset = LoadedDataset(
+        kind=kind,
+        name=name,
+        sources=sources,
+        sample_shape=(1, 1, 1),  # fixed below, once the first image has been probed
+        dtype=np.uint8,
+        n_classes=len(classes) if classes else None,
+        class_names=classes if classes else None,
+        **options,
+    )
+    policy.dataset = dataset
+    first = next(files for files, _ in layouts.values() if files)
+    policy.probe(first)
+    h, w = policy.shape.size  # type: ignore[misc]
+    dataset.sample_shape = (h, w, _CHANNELS[policy.shape.mode])  # type: ignore[index]
+    dataset.dtype = policy.dtype
+    return dataset
+
+
+def _layouts(
+    folder: Path, name: str
+) -> tuple[dict[str, tuple[list[Path], np.ndarray | None]], list[str] | None]:
+    """The files and labels of each split found in ``folder``, and the class names (``None``: unlabeled)."""
     subdirs = _subdirs(folder)
     split_dirs = [d for d in subdirs if d.name.lower() in _SPLIT_NAMES and _subdirs(d)]
     layouts: dict[str, tuple[list[Path], np.ndarray | None]] = {}
@@ -376,32 +434,7 @@ def load_image_folder(
         layouts["train"] = _labelled(folder, classes)
     else:
         layouts["train"] = (_direct_images(folder), None)
-    total = sum(len(files) for files, _ in layouts.values())
-    if total == 0:
-        raise DatasetError(
-            f"{name}: no image files in {folder} (extensions {', '.join(sorted(IMAGE_EXTENSIONS))}); expected "
-            "one subfolder per class holding images, e.g. DIR/cat/001.jpg, DIR/dog/002.jpg."
-        )
-    sources: dict[str, Source] = {
-        split: ImageSource(files, y, policy) for split, (files, y) in layouts.items()
-    }
-    dataset = LoadedDataset(
-        kind="images",
-        name=name,
-        sources=sources,
-        sample_shape=(1, 1, 1),  # fixed below, once the first image has been probed
-        dtype=np.uint8,
-        n_classes=len(classes) if classes else None,
-        class_names=classes if classes else None,
-        **options,
-    )
-    policy.dataset = dataset
-    first = next(files for files, _ in layouts.values() if files)
-    policy.probe(first)
-    h, w = policy.shape.size  # type: ignore[misc]
-    dataset.sample_shape = (h, w, _CHANNELS[policy.shape.mode])  # type: ignore[index]
-    dataset.dtype = policy.dtype
-    return dataset
+    return layouts, classes
 
 
 def _split_order(split: str) -> tuple[int, str]:

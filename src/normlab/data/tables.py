@@ -10,10 +10,16 @@ values, sorted); a target of non-integer numbers stays a ``float64`` regression 
 A CSV file is read in chunks twice: a first pass checks the columns (and finds the row of any text in
 a numeric column), a second streams the data; memory stays about one chunk. A Parquet file's schema and
 row count come from its footer, and its row groups are streamed.
+
+For a cluster, a whole Parquet table is cut at its row groups and a whole CSV file into byte ranges cut
+at line ends (a shard reads the lines that start in its range); a subset (``limit=``, a validation
+split) is cut into runs of rows.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from normlab.data._base import Batch, LoadedDataset, Selection, Source, select_rows
+from normlab.data._base import LoadedDataset, Source
+from normlab.data._select import Batch, Selection, select_rows
+from normlab.data._shards import Shard, cut_points
 from normlab.errors import DatasetError
 
 __all__ = ["load_table"]
 
 _SCAN_ROWS = 65536
+
+_CUT_HINT = (
+    "A CSV file whose quoted fields span lines cannot be cut into byte ranges: compute its statistics "
+    "without --scheduler (or convert it to Parquet)."
+)
 
 
 def _pandas() -> Any:
@@ -155,8 +168,8 @@ class CsvSource(Source):
         self.n = n
         self.classes = classes
 
-    def labels(self) -> np.ndarray | None:
-        return self.y
+    def _features(self, chunk: Any) -> np.ndarray:
+        return np.ascontiguousarray(chunk[self.features].to_numpy(dtype=self.dtype))
 
     def _chunks(self, rows: int) -> Iterator[Batch]:
         pd = _pandas()
@@ -165,7 +178,7 @@ class CsvSource(Source):
         with pd.read_csv(self.path, sep=self.sep, usecols=usecols, chunksize=rows) as reader:
             for chunk in reader:
                 try:
-                    x = np.ascontiguousarray(chunk[self.features].to_numpy(dtype=self.dtype))
+                    x = self._features(chunk)
                 except (ValueError, TypeError) as exc:
                     raise DatasetError(
                         f"{self.path}: a column changed type after the file was checked ({exc}); expected the "
@@ -178,6 +191,62 @@ class CsvSource(Source):
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         return select_rows(self._chunks(rows), sel)
+
+    def shards(self, sel: Selection, n_shards: int, *, rows: int, label: str) -> list[Shard]:
+        """Byte ranges cut at line ends when the whole file is read; runs of rows otherwise."""
+        if sel is not None:
+            return super().shards(sel, n_shards, rows=rows, label=label)
+        columns = [str(c) for c in _pandas().read_csv(self.path, sep=self.sep, nrows=0).columns]
+        with open(self.path, "rb") as f:
+            f.readline()
+            header_end = f.tell()
+        size = self.path.stat().st_size
+        cuts = [header_end + c for c in cut_points(size - header_end, n_shards)]
+        return [_ByteRangeShard(self, (lo, hi, columns), rows, None, f"{label} bytes {lo}-{hi}")
+                for lo, hi in itertools.pairwise(cuts)]  # fmt: skip
+
+    def _byte_range(self, lo: int, hi: int, columns: list[str], rows: int) -> Iterator[Batch]:
+        """The features of the lines that start inside bytes ``[lo, hi)`` (labels are not read)."""
+        pd = _pandas()
+        with open(self.path, "rb") as f:
+            start = _line_start(f, lo)
+            stop = _line_start(f, hi)
+            if stop <= start:
+                return
+            f.seek(start)
+            data = f.read(stop - start)
+        try:
+            reader = pd.read_csv(io.BytesIO(data), sep=self.sep, header=None, names=columns,
+                                 usecols=self.features, chunksize=rows)  # fmt: skip
+            with reader:
+                for chunk in reader:
+                    yield self._features(chunk), None
+        except (ValueError, TypeError, pd.errors.ParserError) as exc:
+            raise DatasetError(
+                f"{self.path}: bytes {start}-{stop} do not parse as whole rows of the table ({exc}); expected one "
+                f"row per line. {_CUT_HINT}"
+            ) from None
+
+
+class _ByteRangeShard(Shard):
+    """The lines of a CSV file that start inside the byte range ``[lo, hi)`` (their count is known once read)."""
+
+    count_hint = _CUT_HINT
+
+    def _read(self) -> Iterator[Batch]:
+        lo, hi, columns = self.sel
+        return self.source._byte_range(lo, hi, columns, self.rows)
+
+
+def _line_start(f: Any, pos: int) -> int:
+    """The first line start at or after byte ``pos`` (the end of the file if none)."""
+    if pos == 0:
+        return 0
+    f.seek(pos - 1)
+    if f.read(1) == b"\n":
+        return pos
+    f.readline()
+    return f.tell()
 
 
 def _scan_csv(
@@ -307,14 +376,13 @@ class ParquetSource(Source):
         self.y = y
         self.n = n
 
-    def labels(self) -> np.ndarray | None:
-        return self.y
-
-    def _chunks(self, rows: int) -> Iterator[Batch]:
-        pq = _pyarrow_parquet()
-        pf = pq.ParquetFile(self.path)
-        offset = 0
-        for batch in pf.iter_batches(batch_size=rows, columns=self.features):
+    def _batches(
+        self, rows: int, row_groups: list[int] | None = None, start: int = 0
+    ) -> Iterator[Batch]:
+        """Stream the row groups ``row_groups`` (default all), whose first row is row ``start`` of the file."""
+        pf = _pyarrow_parquet().ParquetFile(self.path)
+        offset = start
+        for batch in pf.iter_batches(batch_size=rows, row_groups=row_groups, columns=self.features):
             k = batch.num_rows
             x = np.empty((k, len(self.features)), dtype=self.dtype)
             for j, c in enumerate(batch.columns):
@@ -324,7 +392,26 @@ class ParquetSource(Source):
             yield x, y
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
-        return select_rows(self._chunks(rows), sel)
+        return select_rows(self._batches(rows), sel)
+
+    def shards(self, sel: Selection, n_shards: int, *, rows: int, label: str) -> list[Shard]:
+        """Whole row groups when the whole table is read; runs of rows otherwise."""
+        if sel is not None:
+            return super().shards(sel, n_shards, rows=rows, label=label)
+        meta = _pyarrow_parquet().ParquetFile(self.path).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        return [_RowGroupShard(self, (list(range(a, b)), int(starts[a])), rows, int(starts[b] - starts[a]),
+                               f"{label} row groups {a}-{b - 1}")
+                for a, b in itertools.pairwise(cut_points(len(sizes), n_shards))]  # fmt: skip
+
+
+class _RowGroupShard(Shard):
+    """Whole row groups of a Parquet file."""
+
+    def _read(self) -> Iterator[Batch]:
+        groups, start = self.sel
+        return self.source._batches(self.rows, groups, start)
 
 
 def _open_parquet(
