@@ -26,9 +26,9 @@ import numpy as np
 
 from normlab.core._fitting import as_array, check_compatible
 from normlab.core.axes import Layout, resolve_layout
+from normlab.core.normalizers import check_is_fitted
 from normlab.core.stats import StatsAccumulator
-from normlab.data import Shard
-from normlab.data._shards import SHARD_BYTES, check_n_shards, skipped_message
+from normlab.data import SHARD_BYTES, Shard, check_n_shards, skipped_message
 from normlab.errors import (
     DataError,
     DatasetError,
@@ -453,9 +453,10 @@ def transform(normalizer: Any, x: Any) -> Any:
             f"transform() received {type(x).__name__}; expected a dask.array.Array. Call normalizer.transform(x) "
             "for NumPy input."
         )
-    normalizer._check_is_fitted("transform()")
+    check_is_fitted(normalizer, "transform()")
     shape = (1, *(int(s) for s in x.shape[1:]))
-    layout = resolve_layout(normalizer.per_, shape, normalizer.channel_axis, owner=normalizer._who())
+    owner = f"{type(normalizer).__name__}(per={normalizer.per_!r})"
+    layout = resolve_layout(normalizer.per_, shape, normalizer.channel_axis, owner=owner)
     whole = layout.keep_axes if layout.stateful else tuple(range(1, x.ndim))
     split = [a for a in whole if a != 0 and len(x.chunks[a]) > 1]
     if split:

@@ -44,12 +44,26 @@ from __future__ import annotations
 
 from normlab.data._base import Dataset as Dataset
 from normlab.data._base import LoadedDataset as LoadedDataset
+from normlab.data._shards import SHARD_BYTES as SHARD_BYTES
 from normlab.data._shards import Shard as Shard
+from normlab.data._shards import check_n_shards as check_n_shards
+from normlab.data._shards import skipped_message as skipped_message
 from normlab.data._spec import KINDS as KINDS
 from normlab.data._spec import open_dataset as open
 from normlab.data._spec import parse_spec as parse_spec
 
-__all__ = ["KINDS", "Dataset", "LoadedDataset", "Shard", "from_arrays", "open", "parse_spec"]
+__all__ = [
+    "KINDS",
+    "SHARD_BYTES",
+    "Dataset",
+    "LoadedDataset",
+    "Shard",
+    "check_n_shards",
+    "from_arrays",
+    "open",
+    "parse_spec",
+    "skipped_message",
+]
 
 
 def from_arrays(
