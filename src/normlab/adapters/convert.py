@@ -19,6 +19,8 @@ from normlab.errors import LayoutError, NormlabError, NotFittedError
 
 __all__ = ["from_keras", "from_sklearn"]
 
+_FLOAT32_TWO_PASS = 32 * float(np.finfo(np.float32).eps)
+
 
 def _library(obj: Any) -> str:
     return (type(obj).__module__ or "").split(".")[0]
@@ -176,6 +178,7 @@ def from_keras(layer: Any) -> Any:
     layout = resolve_layout(per, probe, channel_axis)
     mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float64).reshape(layout.stat_shape)
     var = np.asarray(keras.ops.convert_to_numpy(layer.variance), np.float64).reshape(layout.stat_shape)
-    stats = _Stats(mean=mean, var=var, count=np.ones(layout.stat_shape))
+    # Keras adapts in float32: its variance resolves spreads down to float32's two-pass rounding
+    stats = _Stats(mean=mean, var=var, count=np.ones(layout.stat_shape), rel_resolution=_FLOAT32_TWO_PASS)
     return nz.Standardize.from_stats(stats, layout=layout, fit_dtype=np.float32, n_samples_seen=0, per=per,
                                      channel_axis=channel_axis)

@@ -29,7 +29,7 @@ import numpy as np
 from keras import ops
 
 from normlab.core._estimator import check_is_fitted
-from normlab.core._formulas import FORMULA_NAMES, FormulaSpec, apply
+from normlab.core._formulas import FORMULA_NAMES, TWO_PASS, FormulaSpec, apply
 from normlab.core.axes import describe_layout, resolve_layout
 from normlab.errors import LayoutError, NormlabError
 
@@ -225,6 +225,8 @@ _OPS = SimpleNamespace(
 
 class _SampleStats:
     """Each row's statistics over the last axis of ``xk`` (keepdims, float64): the formula table's view."""
+
+    rel_resolution = TWO_PASS
 
     def __init__(self, xk: Any, n_values: int, nan_ignore: bool):
         self._xk = xk

@@ -349,9 +349,7 @@ def _sample_center_scale(xk: torch.Tensor, formula: str, divisor: float, lo: flo
         mean = x0.sum(-1, keepdim=True) / count
         dev = torch.where(valid, xk - mean, torch.zeros_like(xk))
         scale = torch.sqrt((dev * dev).sum(-1, keepdim=True) / count)
-        var = scale * scale
-        bound = count * eps * var + (count * mean * eps) ** 2  # scikit-learn's "zero up to rounding"
-        mask = (var <= bound) | (scale == 0)
+        mask = (scale == 0) | (scale < 32 * eps * mean.abs())  # _formulas.TWO_PASS resolution
         return [mean, torch.where(mask, ones, scale)]
     if formula == "l1" or formula == "l2" or formula == "linf":
         if formula == "l1":

@@ -189,6 +189,7 @@ class _Frozen:
         self._s = s
         self.shape = np.shape(s.mean)
         self.count, self.mean, self.var, self.min, self.max = s.count, s.mean, s.var, s.min, s.max
+        self.input_kind = np.dtype(s.dtype).kind  # integer statistics are exact
 
     def quantile(self, q: float) -> np.ndarray:
         if q not in self._s.quantiles:
