@@ -18,9 +18,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from normlab.adapters import _dask_sweep
-from normlab.adapters.dask import execute_tasks_on_cluster
-from normlab.experiments import CompareError, api
+from normlab.experiments import CompareError, api, cluster
+from normlab.experiments import execute as execute_step
+from normlab.experiments.cluster import execute_tasks_on_cluster
 from normlab.experiments.models import parse_model
 from normlab.experiments.store import open_store
 from normlab.experiments.train import TrainSettings
@@ -97,7 +97,7 @@ def tasks(local, client, tmp_path_factory):
                                  on_result=on_result, on_epoch=progress)  # fmt: skip
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(api, "execute_tasks", on_cluster)
+    mp.setattr(execute_step, "execute_tasks", on_cluster)
     try:
         out = tmp_path_factory.mktemp("cluster")
         result = api.compare("digits", out=out, **RUN)
@@ -127,11 +127,11 @@ def test_a_rerun_after_the_client_stopped_trains_only_the_missing_runs(local, cl
 
         execute_tasks_on_cluster(tasks, settings, client=client, device=device, threads=threads, on_result=commit)
 
-    monkeypatch.setattr(api, "execute_tasks", stopped_after_two)
+    monkeypatch.setattr(execute_step, "execute_tasks", stopped_after_two)
     with pytest.raises(KeyboardInterrupt):
         api.compare("digits", out=tmp_path, **RUN)
     assert sorted(_stored(tmp_path)) == sorted(committed)
-    monkeypatch.setattr(api, "execute_tasks", lambda tasks, settings, **kw: execute_tasks_on_cluster(
+    monkeypatch.setattr(execute_step, "execute_tasks", lambda tasks, settings, **kw: execute_tasks_on_cluster(
         tasks, settings, client=client, device=kw["device"], threads=kw["threads"], on_result=kw["on_result"]))
     again = api.compare("digits", out=tmp_path, **RUN)
     assert again.n_skipped == 2 and sorted(again.ran) == sorted(set(local) - set(committed))
@@ -150,10 +150,10 @@ def elsewhere(tasks, monkeypatch):
             real[fake] = f
             files.append(fake)
         moved.append({**t, "files": files})
-    of = _dask_sweep._FileRef.of.__func__
-    monkeypatch.setattr(_dask_sweep._FileRef, "of", classmethod(lambda cls, path: dataclasses.replace(
+    of = cluster._FileRef.of.__func__
+    monkeypatch.setattr(cluster._FileRef, "of", classmethod(lambda cls, path: dataclasses.replace(
         of(cls, real.get(path, path)), path=str(path))))
-    monkeypatch.setattr(_dask_sweep, "_read_bytes", lambda path: Path(real.get(path, path)).read_bytes())
+    monkeypatch.setattr(cluster, "_read_bytes", lambda path: Path(real.get(path, path)).read_bytes())
     return moved
 
 
@@ -169,7 +169,7 @@ def test_machines_that_cannot_see_the_run_folder_get_a_copy_on_disk(client, loca
     assert _by_key(results) == _plain(local)
     assert _copies() == []  # removed after the sweep
     # a machine that joins later reports the missing files and gets them then
-    monkeypatch.setattr(_dask_sweep._Shipper, "to_blind_workers", lambda self: None)
+    monkeypatch.setattr(cluster._Shipper, "to_blind_workers", lambda self: None)
     results.clear()
     execute_tasks_on_cluster(elsewhere[:2], SETTINGS, client=client, threads=1,
                              on_result=lambda task, result: results.append((task["key"], result)))  # fmt: skip

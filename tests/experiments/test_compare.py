@@ -216,16 +216,16 @@ def test_findings_state_a_difference_as_a_size_and_a_direction():
 
 def test_workers_get_absolute_paths_to_the_prepared_splits(tmp_path, tiny_digits, monkeypatch):
     # a Dask worker started in another folder must find the files of a relative --out folder
-    from normlab.experiments import api
+    from normlab.experiments import execute as execute_step
 
     seen: list[str] = []
-    execute = api.execute_tasks
+    execute = execute_step.execute_tasks
 
     def record(tasks, settings, **kw):
         seen.extend(f for t in tasks for f in t["files"])
         execute(tasks, settings, **kw)
 
-    monkeypatch.setattr(api, "execute_tasks", record)
+    monkeypatch.setattr(execute_step, "execute_tasks", record)
     monkeypatch.chdir(tmp_path)
     compare(tiny_digits(120), methods="none", model="logreg", seeds=1, epochs=1, workers=1,
             threads=1, out="relative-run", progress=False, write_report=False)  # fmt: skip

@@ -63,7 +63,8 @@ def test_prepared_splits_are_read_again_when_a_file_at_the_same_path_changes(tmp
 def test_a_run_after_its_files_were_rewritten_has_the_numbers_of_a_fresh_process(tmp_path):
     """The resumed sweep on a long-lived worker: the second run must not train on the first's tensors."""
     settings = TrainSettings(epochs=2, batch_size=16)
-    task = {"key": "k", "files": _write(tmp_path, *_splits(0)), "model_spec": parse_model("logreg"),
+    task = {"key": "k", "model": "logreg", "method": "none", "files": _write(tmp_path, *_splits(0)),
+            "model_spec": parse_model("logreg"),
             "sample_shape": [6], "n_classes": 2, "batchnorm_input": False, "batchnorm_all": False,
             "init_seed": 0, "order_seed": 0}  # fmt: skip
     runner.run_task(task, settings, "cpu")

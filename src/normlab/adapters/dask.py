@@ -1,4 +1,4 @@
-"""normlab on a Dask cluster: exact statistics of Dask collections and datasets, sweeps as tasks.
+"""normlab on a Dask cluster: exact statistics of Dask collections and datasets, and the connection.
 
 Statistics. ``Standardize().fit(x)``, ``partial_fit(x)`` and ``normlab.stats(x)`` accept a Dask array of
 any chunking, a Dask DataFrame, a bag of batches or delayed batches (a list of them). Each chunk becomes a
@@ -12,8 +12,8 @@ read by themselves (IDX/``.npy`` row ranges, groups of image files, CIFAR batch 
 CSV byte ranges: ``dataset.shards()``, written next to each reader); :func:`dataset_bag` makes them the
 partitions of a bag. ``normlab stats SPEC --scheduler ADDRESS`` uses it.
 
-Sweeps. :func:`execute_tasks_on_cluster` runs the tasks of ``normlab compare`` on the cluster; the client
-alone writes the result store, so a run on a worker that dies is run again elsewhere and nothing is lost.
+Sweeps. ``normlab compare --scheduler`` runs its tasks through :func:`connect` with
+:func:`normlab.experiments.cluster.execute_tasks_on_cluster` (experiments sit above the adapters).
 
 Examples
 --------
@@ -35,7 +35,6 @@ from normlab.adapters._dask_stats import dataset_bag as dataset_bag
 from normlab.adapters._dask_stats import dataset_shards as dataset_shards
 from normlab.adapters._dask_stats import feed_collection as feed_collection
 from normlab.adapters._dask_stats import transform as transform
-from normlab.adapters._dask_sweep import execute_tasks_on_cluster as execute_tasks_on_cluster
 
 __all__ = [
     "ClusterError",
@@ -43,7 +42,6 @@ __all__ = [
     "connect",
     "dataset_bag",
     "dataset_shards",
-    "execute_tasks_on_cluster",
     "feed_collection",
     "transform",
 ]

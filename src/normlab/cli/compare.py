@@ -1,4 +1,9 @@
-"""``normlab compare``: train one model under several normalizations over several seeds; report evidence."""
+"""``normlab compare``: train one model under several normalizations over several seeds; report evidence.
+
+The lists and defaults in ``--help`` and ``--list`` are generated from the experiments' registries
+(``METHODS``, ``MODELS``, ``PRESETS``, ``DEFAULTS``, ``OPTIMIZERS``): nothing here names a model, a
+method or a preset.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +64,20 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _number(v: float) -> str:
+    """``0.001`` and ``1e-7`` the way people write them (``:g`` would give ``1e-07``)."""
+    return f"{v:g}".replace("e-0", "e-")
+
+
+def _optimizer_help() -> str:
+    from normlab.experiments.presets import DEFAULTS
+    from normlab.experiments.train import OPTIMIZERS
+
+    name = DEFAULTS["optimizer"]
+    shown = [f"{k} {_number(v)}" for k, v in OPTIMIZERS[name].items() if k in ("lr", "epsilon")]
+    return f"with Keras' defaults (default {name}: {', '.join(shown)})"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from normlab.data.cli import add_dataset_arguments
 
@@ -73,15 +92,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_what_to_compare(p)
+    _add_seeds(p.add_argument_group("seeds"))
+    _add_training(p.add_argument_group("training"))
+    _add_output(p.add_argument_group("output"))
+    dataset_parser = _DatasetParser(p)
+    add_dataset_arguments(dataset_parser)
+    p.set_defaults(run=run, dataset_options=tuple(dataset_parser.dests))
+
+
+def _add_what_to_compare(p: argparse.ArgumentParser) -> None:
+    from normlab.experiments.models import MODELS
+    from normlab.experiments.presets import DEFAULTS, PRESETS
+
     p.add_argument(
         "--data",
         metavar="SPEC",
         default=None,
-        help="dataset spec: digits (default), breast-cancer, wine, mnist:DIR, fashion-mnist:DIR, "
+        help=f"dataset spec: {DEFAULTS['data']} (default), breast-cancer, wine, mnist:DIR, fashion-mnist:DIR, "
         "cifar10:DIR, images:DIR, csv:FILE, npz:FILE, ...",
     )
     p.add_argument(
-        "--preset", default=None, help="start from a preset: mnist-cnn, rows-lstm, tabular-logreg"
+        "--preset", default=None, help=f"start from a preset: {', '.join(PRESETS)}"
     )
     p.add_argument(
         "--methods",
@@ -94,18 +126,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         metavar="NAME",
-        help="logreg, mlp, lenet, cnn, lstm, gru, a comma-separated list, or path/to/file.py:build",
+        help=f"{', '.join(MODELS)}, a comma-separated list, or path/to/file.py:build",
     )
     p.add_argument(
         "--baseline", default=None, metavar="METHOD", help="method to test against (default: first)"
     )
-    seeds = p.add_argument_group("seeds")
+
+
+def _add_seeds(seeds: Any) -> None:
+    from normlab.experiments.presets import DEFAULTS
+
     seeds.add_argument(
         "--seeds",
         type=_positive_int,
         default=None,
         metavar="N",
-        help="paired replicates per method (default 5): replicate k uses init and order seed k",
+        help=f"paired replicates per method (default {DEFAULTS['seeds']}): replicate k uses init and "
+        "order seed k",
     )
     seeds.add_argument(
         "--init-seeds",
@@ -121,21 +158,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="J",
         help="batch-order seeds; with --init-seeds: every combination",
     )
-    seeds.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
-    train = p.add_argument_group("training")
+    seeds.add_argument("--seed", type=int, default=0, help="the first seed (default %(default)s)")
+
+
+def _add_training(train: Any) -> None:
+    from normlab.experiments.presets import DEFAULTS
+    from normlab.experiments.train import OPTIMIZERS
+
     train.add_argument(
         "--optimizer",
-        choices=["adam", "sgd", "rmsprop"],
+        choices=list(OPTIMIZERS),
         default=None,
-        help="with Keras' defaults (default adam: lr 0.001, epsilon 1e-7)",
+        help=_optimizer_help(),
     )
     train.add_argument(
         "--lr", type=float, default=None, help="learning rate (default: the optimizer's)"
     )
     train.add_argument(
-        "--batch-size", type=_positive_int, default=None, metavar="N", help="default 32"
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"default {DEFAULTS['batch_size']}",
     )
-    train.add_argument("--epochs", type=_positive_int, default=None, metavar="N", help="default 10")
+    train.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"default {DEFAULTS['epochs']}",
+    )
     train.add_argument("--device", default="auto", help="auto (a GPU when present), cpu or cuda")
     train.add_argument(
         "--workers",
@@ -157,7 +209,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="run the sweep on a Dask cluster: a scheduler address (tcp://host:8786), or 'local'",
     )
-    out = p.add_argument_group("output")
+
+
+def _add_output(out: Any) -> None:
     out.add_argument(
         "--out",
         metavar="DIR",
@@ -171,9 +225,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument(
         "--list", action="store_true", help="list methods, models and presets, then exit"
     )
-    dataset_parser = _DatasetParser(p)
-    add_dataset_arguments(dataset_parser)
-    p.set_defaults(run=run, dataset_options=tuple(dataset_parser.dests))
 
 
 def listing() -> str:
@@ -198,6 +249,12 @@ def _json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
         for r in rows
     ]
+
+
+def result_json(result: Any) -> str:
+    """A ComparisonResult as ``--json`` prints it: run folder, report path, summary rows (NaN as null)."""
+    return json.dumps({"rundir": str(result.rundir), "report": str(result.report_path),
+                       "summary": _json_safe(result.summary)}, indent=2)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,8 +290,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"resumed: {result.n_skipped} of {result.n_planned} runs were already finished, "
               f"{len(result.ran)} trained now", file=sys.stderr)  # fmt: skip
     if args.json:
-        print(json.dumps({"rundir": str(result.rundir), "report": str(result.report_path),
-                          "summary": _json_safe(result.summary)}, indent=2))  # fmt: skip
+        print(result_json(result))
     else:
         print(result.table())
         if result.n_diverged:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 EPILOG = """examples:
   normlab report runs/mnist-cnn                    rebuild report.html, curves.png, final.png, CSVs
@@ -35,13 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from normlab.cli.compare import _json_safe
+    from normlab.cli.compare import result_json
     from normlab.experiments import report
 
     result = report(args.rundir, baseline=args.baseline)
     if args.json:
-        print(json.dumps({"rundir": str(result.rundir), "report": str(result.report_path),
-                          "summary": _json_safe(result.summary)}, indent=2))  # fmt: skip
+        print(result_json(result))
         return 0
     print(result.table())
     if result.n_finished < result.n_planned:

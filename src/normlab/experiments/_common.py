@@ -1,13 +1,26 @@
-"""Shared by the experiment modules: the error type and small helpers."""
+"""Shared by the experiment modules: their error types, the parameter checks, and small helpers."""
 
 from __future__ import annotations
 
+import math
 import os
+from importlib import metadata
+from typing import Any
 
-from normlab.errors import CompareError
+import numpy as np
 
-__all__ = ["CompareError", "available_cores"]
+from normlab.errors import ClusterError, CompareError, MissingDataError
 
+__all__ = [
+    "ClusterError",
+    "CompareError",
+    "MissingDataError",
+    "available_cores",
+    "check_positive_int",
+    "check_positive_number",
+    "normlab_version",
+    "run_failed",
+]
 
 def available_cores() -> int:
     """CPU cores this process may use (its affinity mask where the OS has one)."""
@@ -15,3 +28,41 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+def check_positive_int(name: str, value: Any, example: int, *, noun: str = "integer") -> int:
+    """``value`` as an int when it is a positive integer (not a bool); else a :class:`CompareError`.
+
+    >>> check_positive_int("epochs", 3, 10)
+    3
+    >>> check_positive_int("seeds", 0, 5, noun="count")
+    Traceback (most recent call last):
+    ...
+    normlab.errors.CompareError: seeds=0 is not a positive count; expected e.g. seeds=5.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise CompareError(f"{name}={value!r} is not a positive {noun}; expected e.g. {name}={example}.")
+    return int(value)
+
+
+def check_positive_number(name: str, value: Any, example: str, *, noun: str) -> float:
+    """``value`` as a float when it is finite and above 0; else a :class:`CompareError`."""
+    if not (float(value) > 0 and math.isfinite(float(value))):
+        raise CompareError(f"{name}={value!r} is not a positive {noun}; expected e.g. {example}.")
+    return float(value)
+
+
+def run_failed(key: str, error: str, traceback: str, *, where: str = "") -> str:
+    """The message of a run that raised: which run, the error, that finished runs are kept, the traceback."""
+    return (
+        f"run {key} failed{where} with {error}; expected training to finish or diverge. Finished runs are "
+        f"saved; fix the cause and run the same command again to resume.\n{traceback.rstrip()}"
+    )
+
+
+def normlab_version() -> str:
+    """The installed normlab's version (``"?"`` when it runs from a source tree that was never installed)."""
+    try:
+        return metadata.version("normlab")
+    except metadata.PackageNotFoundError:  # pragma: no cover - an uninstalled checkout
+        return "?"

@@ -10,6 +10,10 @@ published Keras comparisons; ``BatchNorm`` layers use PyTorch's defaults.
 ``batchnorm-input`` puts ``BatchNorm`` without affine parameters in front of any model (per channel for
 images, per feature for tables and sequences); ``batchnorm-all`` adds ``BatchNorm`` after every hidden
 layer, before its activation (as in Ioffe & Szegedy, 2015).
+
+Every built-in model is one :class:`Architecture` entry of ``ARCHITECTURES`` (at the end of this module,
+after the builders), the registry that ``normlab compare --list`` and ``--help`` are generated from:
+adding a model means writing its builder and adding its entry. ``MODELS`` maps each name to its line.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import inspect
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +32,31 @@ import numpy as np
 
 from normlab.experiments._common import CompareError
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "input_layout", "parse_model", "to_model_input"]
+__all__ = [
+    "ARCHITECTURES",
+    "MODELS",
+    "Architecture",
+    "ModelSpec",
+    "build_model",
+    "input_layout",
+    "parse_model",
+    "to_model_input",
+]
 
-MODELS: dict[str, str] = {
-    "logreg": "flatten → dense (softmax regression)",
-    "mlp": "flatten → dense 128 → softmax",
-    "lenet": "conv 20@5×5 → pool → conv 50@5×5 → pool → dense 500 → softmax",
-    "cnn": "conv 32@3×3 → conv 64@3×3 → pool → dense 128 → dense 128 → softmax",
-    "lstm": "LSTM 128 over image rows → softmax",
-    "gru": "GRU 128 over image rows → softmax",
-}
-_IMAGE_ONLY = ("lenet", "cnn")
-_SEQUENCE = ("lstm", "gru")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A built-in model: its name, one line for ``--list``, and its builder.
+
+    ``build(name, kind, in_shape, n_classes, bn)`` returns the ``torch.nn.Module`` for inputs of layout
+    ``kind`` (see :func:`input_layout`) and per-sample shape ``in_shape`` (channels-first for images),
+    with ``BatchNorm`` after every hidden layer when ``bn``; it refuses a layout it cannot read.
+    """
+
+    name: str
+    description: str
+    build: Callable[[str, str, tuple[int, ...], int, bool], Any]
 
 
 class ModelSpec:
@@ -111,7 +129,7 @@ class ModelSpec:
 def parse_model(model: str) -> ModelSpec:
     """Parse ``--model``: a built-in name, or ``path/to/file.py:build`` (``:build`` may be omitted)."""
     model = model.strip()
-    if model in MODELS:
+    if model in ARCHITECTURES:
         return ModelSpec(model)
     path, sep, function = model.rpartition(":")
     if not sep or not path.endswith(".py"):
@@ -257,55 +275,75 @@ def _conv_block(nn: Any, c_in: int, c_out: int, k: int, bn: bool, padding: int |
 def _build_builtin(
     name: str, kind: str, in_shape: tuple[int, ...], n_classes: int, bn: bool
 ) -> Any:
-    from torch import nn
+    model = ARCHITECTURES[name].build(name, kind, in_shape, n_classes, bn)
+    _keras_init(model)
+    return model
 
-    if name in _IMAGE_ONLY and kind != "image":
+
+def _image_shape(name: str, kind: str, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(c, h, w)`` of image samples; a convolutional model refuses any other layout."""
+    if kind != "image":
         raise CompareError(
             f"model {name!r} is a convolutional network for images (h, w, c), but the samples have shape "
             f"{in_shape}; expected image data. Use 'mlp' or 'logreg' for tables."
         )
-    n_features = math.prod(in_shape)
-    if name == "logreg":
-        model = nn.Sequential(nn.Flatten(), nn.Linear(n_features, n_classes))
-    elif name == "mlp":
-        model = nn.Sequential(
-            nn.Flatten(), *_dense_block(nn, n_features, 128, bn), nn.Linear(128, n_classes)
+    c, h, w = in_shape
+    return c, h, w
+
+
+def _logreg(name: str, kind: str, in_shape: tuple[int, ...], n_classes: int, bn: bool) -> Any:
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(in_shape), n_classes))
+
+
+def _mlp(name: str, kind: str, in_shape: tuple[int, ...], n_classes: int, bn: bool) -> Any:
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Flatten(), *_dense_block(nn, math.prod(in_shape), 128, bn), nn.Linear(128, n_classes)
+    )
+
+
+def _lenet(name: str, kind: str, in_shape: tuple[int, ...], n_classes: int, bn: bool) -> Any:
+    from torch import nn
+
+    c, h, w = _image_shape(name, kind, in_shape)
+    if min(h, w) < 4:
+        raise CompareError(
+            f"model 'lenet' pools twice by 2; images of {h}×{w} are too small (need ≥ 4×4)."
         )
-    elif name == "lenet":
-        c, h, w = in_shape
-        if min(h, w) < 4:
-            raise CompareError(
-                f"model 'lenet' pools twice by 2; images of {h}×{w} are too small (need ≥ 4×4)."
-            )
-        model = nn.Sequential(
-            *_conv_block(nn, c, 20, 5, bn, "same"), nn.MaxPool2d(2),
-            *_conv_block(nn, 20, 50, 5, bn, "same"), nn.MaxPool2d(2),
-            nn.Flatten(), *_dense_block(nn, 50 * (h // 2 // 2) * (w // 2 // 2), 500, bn),
-            nn.Linear(500, n_classes),
-        )  # fmt: skip
-    elif name == "cnn":
-        c, h, w = in_shape
-        if min(h, w) < 6:
-            raise CompareError(
-                f"model 'cnn' needs images of at least 6×6 (two 3×3 convs, a 2×2 pool); got {h}×{w}."
-            )
-        model = nn.Sequential(
-            *_conv_block(nn, c, 32, 3, bn, 0),
-            *_conv_block(nn, 32, 64, 3, bn, 0), nn.MaxPool2d(2),
-            nn.Flatten(), *_dense_block(nn, 64 * ((h - 4) // 2) * ((w - 4) // 2), 128, bn),
-            *_dense_block(nn, 128, 128, bn), nn.Linear(128, n_classes),
-        )  # fmt: skip
-    elif name in _SEQUENCE:
-        if kind == "table":
-            raise CompareError(
-                f"model {name!r} reads image rows (or sequence steps) as time steps, but the samples are table "
-                f"rows of shape {in_shape}; expected images (h, w, c) or sequences (t, f). Use 'mlp' or 'logreg'."
-            )
-        model = _Recurrent(name, kind, in_shape, n_classes, bn)
-    else:  # pragma: no cover - parse_model guards
-        raise CompareError(f"unknown model {name!r}")
-    _keras_init(model)
-    return model
+    return nn.Sequential(
+        *_conv_block(nn, c, 20, 5, bn, "same"), nn.MaxPool2d(2),
+        *_conv_block(nn, 20, 50, 5, bn, "same"), nn.MaxPool2d(2),
+        nn.Flatten(), *_dense_block(nn, 50 * (h // 2 // 2) * (w // 2 // 2), 500, bn),
+        nn.Linear(500, n_classes),
+    )  # fmt: skip
+
+
+def _cnn(name: str, kind: str, in_shape: tuple[int, ...], n_classes: int, bn: bool) -> Any:
+    from torch import nn
+
+    c, h, w = _image_shape(name, kind, in_shape)
+    if min(h, w) < 6:
+        raise CompareError(
+            f"model 'cnn' needs images of at least 6×6 (two 3×3 convs, a 2×2 pool); got {h}×{w}."
+        )
+    return nn.Sequential(
+        *_conv_block(nn, c, 32, 3, bn, 0),
+        *_conv_block(nn, 32, 64, 3, bn, 0), nn.MaxPool2d(2),
+        nn.Flatten(), *_dense_block(nn, 64 * ((h - 4) // 2) * ((w - 4) // 2), 128, bn),
+        *_dense_block(nn, 128, 128, bn), nn.Linear(128, n_classes),
+    )  # fmt: skip
+
+
+def _recurrent(name: str, kind: str, in_shape: tuple[int, ...], n_classes: int, bn: bool) -> Any:
+    if kind == "table":
+        raise CompareError(
+            f"model {name!r} reads image rows (or sequence steps) as time steps, but the samples are table "
+            f"rows of shape {in_shape}; expected images (h, w, c) or sequences (t, f). Use 'mlp' or 'logreg'."
+        )
+    return _Recurrent(name, kind, in_shape, n_classes, bn)
 
 
 def _Recurrent(name: str, kind: str, in_shape: tuple[int, ...], n_classes: int, bn: bool) -> Any:
@@ -356,3 +394,20 @@ def _keras_init(model: Any) -> None:
             if n_gates == 4:  # torch gate order: input, forget, cell, output
                 with torch.no_grad():
                     m.bias_ih_l0[h : 2 * h].fill_(1.0)
+
+
+#: The registry of built-in models, in the order ``--list`` shows them.
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture("logreg", "flatten → dense (softmax regression)", _logreg),
+        Architecture("mlp", "flatten → dense 128 → softmax", _mlp),
+        Architecture("lenet", "conv 20@5×5 → pool → conv 50@5×5 → pool → dense 500 → softmax", _lenet),
+        Architecture("cnn", "conv 32@3×3 → conv 64@3×3 → pool → dense 128 → dense 128 → softmax", _cnn),
+        Architecture("lstm", "LSTM 128 over image rows → softmax", _recurrent),
+        Architecture("gru", "GRU 128 over image rows → softmax", _recurrent),
+    )
+}
+
+#: Each built-in model's one-line description (what ``normlab compare --list`` prints).
+MODELS: dict[str, str] = {name: a.description for name, a in ARCHITECTURES.items()}

@@ -1,7 +1,8 @@
 """Defaults and named presets of ``normlab compare``.
 
 Each preset reproduces a known outcome; explicit arguments override its values. The data paths are the
-user's: nothing is downloaded, so the MNIST presets need ``--data mnist:DIR``.
+user's: nothing is downloaded, so the MNIST presets need ``--data mnist:DIR``. ``PRESETS`` is the registry
+that ``normlab compare --help`` and ``--list`` are generated from: a preset is one entry.
 """
 
 from __future__ import annotations

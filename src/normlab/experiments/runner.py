@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from normlab.experiments._common import CompareError
+from normlab.experiments._common import CompareError, run_failed
+from normlab.experiments.models import build_model
+from normlab.experiments.plan import Task
 from normlab.experiments.train import RunResult, TrainSettings, train_run
 
-__all__ = ["execute_tasks", "run_task"]
+__all__ = ["default_workers", "execute_tasks", "run_task", "threads_per_worker"]
 
 _STATE: dict[str, Any] = {}
 
@@ -41,7 +43,7 @@ def _file_version(path: str) -> tuple[str, int, int]:
 
 
 def _prepared(task: dict[str, Any], device: Any) -> tuple[Any, ...]:
-    """The run's preprocessed splits as tensors on ``device`` (kept for the next run of the same method).
+    """The preprocessed splits ``task["files"]`` as tensors on ``device`` (kept for the next run of them).
 
     The cache is keyed by each file's path, size and modification time: a worker process can outlive a
     sweep (a Dask worker does), and a resumed sweep writes new splits to the same paths.
@@ -66,23 +68,25 @@ def run_task(
     *,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RunResult:
-    """Run one task: prepare data, build the model under its init seed, train under its order seed."""
+    """Run one task: prepare data, build the model under its init seed, train under its order seed.
+
+    ``task`` is the plain-dict form of a :class:`~normlab.experiments.plan.Task` (:meth:`Task.to_dict`).
+    """
     import torch
 
-    from normlab.experiments.models import build_model
-
+    run = Task.from_dict(task)
     dev = torch.device(device)
     data = _prepared(task, dev)
     t0 = time.perf_counter()
-    torch.manual_seed(task["init_seed"])  # weights are drawn on the CPU: the same on every device
+    torch.manual_seed(run.init_seed)  # weights are drawn on the CPU: the same on every device
     model = build_model(
-        task["model_spec"],
-        tuple(task["sample_shape"]),
-        task["n_classes"],
-        batchnorm_input=task["batchnorm_input"],
-        batchnorm_all=task["batchnorm_all"],
+        run.model_spec,
+        run.sample_shape,
+        run.n_classes,
+        batchnorm_input=run.batchnorm_input,
+        batchnorm_all=run.batchnorm_all,
     ).to(dev)
-    result = train_run(model, data, settings, task["order_seed"], on_epoch=on_epoch)
+    result = train_run(model, data, settings, run.order_seed, on_epoch=on_epoch)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -141,7 +145,9 @@ def execute_tasks(
 ) -> None:
     """Run ``tasks`` and hand each finished one to ``on_result`` (which commits it) as it arrives.
 
-    ``workers == 1`` runs in this process; more start that many spawned worker processes.
+    ``tasks`` are plain-dict forms of :class:`~normlab.experiments.plan.Task` (what crosses to the worker
+    processes); ``on_result`` receives them back. ``workers == 1`` runs in this process; more start that
+    many spawned worker processes.
     """
     if not tasks:
         return
@@ -206,10 +212,7 @@ def execute_tasks(
 def _raise_task_error(task: dict[str, Any], message: str, tb: str, plain: str | None) -> None:
     if plain is not None:
         raise CompareError(plain)
-    raise CompareError(
-        f"run {task['key']} failed with {message}; expected training to finish or diverge. Finished runs are "
-        f"saved; fix the cause and run the same command again to resume.\n{tb.rstrip()}"
-    )
+    raise CompareError(run_failed(task["key"], message, tb))
 
 
 def _execute_inline(

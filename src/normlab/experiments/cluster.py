@@ -1,12 +1,14 @@
 """A sweep on a Dask cluster: every run a task, results committed by the client alone as they arrive.
 
-:func:`execute_tasks_on_cluster` keeps the contract of :func:`normlab.experiments.runner.execute_tasks`:
+The execute step of :func:`normlab.compare` calls it for ``scheduler=`` (CLI ``--scheduler``); the
+connection itself is :func:`normlab.adapters.dask.connect`'s. :func:`execute_tasks_on_cluster` keeps the contract of :func:`normlab.experiments.runner.execute_tasks`:
 each task is trained by :func:`~normlab.experiments.runner.run_task` (on a worker) and its result handed to
 ``on_result`` in the calling process, which alone writes the store. A run whose worker dies is started
 again on another worker by the scheduler; a run that raises is retried ``retries`` times. Killing the
 client loses only the runs in flight: the store keeps every finished run, and the next call resumes.
 
-Data. A task names the prepared splits it trains on (``task["files"]``, written by the client into the run
+Data. A task (the plain-dict form of a :class:`~normlab.experiments.plan.Task`) names the prepared splits
+it trains on (``task["files"]``, written by the client into the run
 folder). Workers that see those files (same machine, shared filesystem) read them in place. Any other
 machine gets a copy on its local disk (``$TMPDIR/normlab-sweep-data/``), sent by the client before its
 first run there and removed after the sweep; a copy on disk survives the worker processes of that machine,
@@ -30,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from normlab.adapters._dask_cluster import require_dask
-from normlab.errors import ClusterError, MissingDataError
+from normlab.experiments._common import ClusterError, CompareError, MissingDataError, run_failed
+from normlab.experiments.runner import run_task
 
 __all__ = ["execute_tasks_on_cluster"]
 
@@ -143,8 +146,6 @@ def _run_on_worker(
     topic: str | None,
 ) -> Any:
     """Train one run on a worker (one at a time per process) and return its RunResult."""
-    from normlab.experiments.runner import run_task
-
     with _RUN_LOCK:
         task = _with_files(task, _local_files(refs))  # the runner's cache checks each file's version
         import torch
@@ -273,81 +274,106 @@ def execute_tasks_on_cluster(
     if not tasks:
         return
     require_dask("execute_tasks_on_cluster()")
-    from distributed import as_completed
-
-    from normlab.experiments._common import CompareError
-
     by_key = {t["key"]: t for t in tasks}
     if len(by_key) != len(tasks):
         raise CompareError("execute_tasks_on_cluster() received two tasks with one key; expected unique keys.")
-    refs = _with_folders({path: _FileRef.of(path) for t in tasks for path in _task_files(t)})
-    shipper = _Shipper(client, refs, bool(ship_data))
-    sweep = uuid.uuid4().hex[:12]
-    topic = f"normlab-epoch-{sweep}" if on_epoch is not None else None
-    events: queue.SimpleQueue = queue.SimpleQueue()
-    pending: dict[Any, dict[str, Any]] = {}
-    resent: dict[str, int] = {}
-    finished: set[str] = set()
-    epochs: dict[str, int] = {}
-    ac = as_completed()
+    _ClusterSweep(client, by_key, settings, device, threads, retries, bool(ship_data),
+                  on_result, on_epoch).run()  # fmt: skip
 
-    index = {key: i for i, key in enumerate(by_key)}
 
-    def submit(task: dict[str, Any], attempt: int = 0) -> None:
-        files = [refs[f] for f in _task_files(task)]
-        fut = client.submit(_run_on_worker, task, settings, device, threads, files, topic,
-                            key=f"normlab-run-{sweep}-{index[task['key']]}-{attempt}", retries=retries,
-                            pure=False)  # fmt: skip
-        pending[fut] = task
-        ac.add(fut)
+class _ClusterSweep:
+    """One call of :func:`execute_tasks_on_cluster`: submits the runs, relays progress, hands back results."""
 
-    def drain() -> None:
+    def __init__(
+        self, client: Any, by_key: dict[str, dict[str, Any]], settings: Any, device: str,
+        threads: int | None, retries: int, ship_data: bool,
+        on_result: Callable[[dict[str, Any], Any], None], on_epoch: Callable[[str, int], None] | None,
+    ) -> None:  # fmt: skip
+        self.client, self.by_key, self.settings, self.device = client, by_key, settings, device
+        self.threads, self.retries, self.ship_data = threads, retries, ship_data
+        self.on_result, self.on_epoch = on_result, on_epoch
+        self.refs = _with_folders({path: _FileRef.of(path) for t in by_key.values() for path in _task_files(t)})
+        self.shipper = _Shipper(client, self.refs, ship_data)
+        self.sweep = uuid.uuid4().hex[:12]
+        self.topic = f"normlab-epoch-{self.sweep}" if on_epoch is not None else None
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: dict[Any, dict[str, Any]] = {}
+        self.resent: dict[str, int] = {}
+        self.finished: set[str] = set()
+        self.epochs: dict[str, int] = {}
+        self.index = {key: i for i, key in enumerate(by_key)}
+        self.ac: Any = None
+
+    def run(self) -> None:
+        from distributed import as_completed
+
+        self.ac = as_completed()
+        try:
+            self.shipper.to_blind_workers()
+            if self.topic is not None:
+                self.client.subscribe_topic(self.topic, lambda event: self.events.put(event[1]))
+            for task in self.by_key.values():
+                self.submit(task)
+            while self.pending:
+                self.drain()
+                batch = self.ac.next_batch(block=False)
+                if not batch:
+                    time.sleep(0.05)
+                    continue
+                for fut in batch:
+                    self.collect(fut)
+        finally:
+            self.close()
+
+    def submit(self, task: dict[str, Any], attempt: int = 0) -> None:
+        files = [self.refs[f] for f in _task_files(task)]
+        fut = self.client.submit(
+            _run_on_worker, task, self.settings, self.device, self.threads, files, self.topic,
+            key=f"normlab-run-{self.sweep}-{self.index[task['key']]}-{attempt}", retries=self.retries,
+            pure=False,
+        )  # fmt: skip
+        self.pending[fut] = task
+        self.ac.add(fut)
+
+    def drain(self) -> None:
+        """Relay the epochs the workers reported (each epoch of a run once, in order)."""
         while True:
             try:
-                msg = events.get_nowait()
+                msg = self.events.get_nowait()
             except queue.Empty:
                 return
             key, epoch = msg.get("key"), int(msg.get("epoch", 0))
-            if key in by_key and key not in finished and on_epoch is not None:
-                for e in range(epochs.get(key, 0) + 1, epoch + 1):
-                    on_epoch(key, e)
-                epochs[key] = max(epochs.get(key, 0), epoch)
+            if key in self.by_key and key not in self.finished and self.on_epoch is not None:
+                for e in range(self.epochs.get(key, 0) + 1, epoch + 1):
+                    self.on_epoch(key, e)
+                self.epochs[key] = max(self.epochs.get(key, 0), epoch)
 
-    try:
-        shipper.to_blind_workers()
-        if topic is not None:
-            client.subscribe_topic(topic, lambda event: events.put(event[1]))
-        for task in tasks:
-            submit(task)
-        while pending:
-            drain()
-            batch = ac.next_batch(block=False)
-            if not batch:
-                time.sleep(0.05)
-                continue
-            for fut in batch:
-                task = pending.pop(fut)
-                if fut.status == "error" and isinstance(fut.exception(), MissingDataError) and ship_data:
-                    resent[task["key"]] = resent.get(task["key"], 0) + 1
-                    if resent[task["key"]] <= _MAX_RESENDS:  # a machine that joined after the start
-                        shipper.to_worker(fut.exception().worker)
-                        submit(task, resent[task["key"]])
-                        continue
-                if fut.status != "finished":
-                    _raise_failure(fut, task, CompareError)
-                result = fut.result()
-                fut.release()
-                finished.add(task["key"])
-                on_result(task, result)
-    finally:
-        if pending:
-            client.cancel(list(pending))
-        if topic is not None:
+    def collect(self, fut: Any) -> None:
+        """A future is done: hand its result on, send missing data and try again, or stop the sweep."""
+        task = self.pending.pop(fut)
+        key = task["key"]
+        if fut.status == "error" and isinstance(fut.exception(), MissingDataError) and self.ship_data:
+            self.resent[key] = self.resent.get(key, 0) + 1
+            if self.resent[key] <= _MAX_RESENDS:  # a machine that joined after the start
+                self.shipper.to_worker(fut.exception().worker)
+                self.submit(task, self.resent[key])
+                return
+        if fut.status != "finished":
+            _raise_failure(fut, task, CompareError)
+        result = fut.result()
+        fut.release()
+        self.finished.add(key)
+        self.on_result(task, result)
+
+    def close(self) -> None:
+        if self.pending:
+            self.client.cancel(list(self.pending))
+        if self.topic is not None:
             try:
-                client.unsubscribe_topic(topic)
+                self.client.unsubscribe_topic(self.topic)
             except Exception:  # the client may be closing
                 pass
-        shipper.cleanup()
+        self.shipper.cleanup()
 
 
 def _raise_failure(fut: Any, task: dict[str, Any], error: type) -> None:
@@ -377,7 +403,4 @@ def _raise_failure(fut: Any, task: dict[str, Any], error: type) -> None:
     if isinstance(exc, error):
         raise error(str(exc)) from None
     tb = "".join(traceback.format_tb(fut.traceback())) if fut.traceback() is not None else ""
-    raise error(
-        f"run {key} failed on the cluster with {type(exc).__name__}: {exc}; expected training to finish or "
-        f"diverge. Finished runs are saved; fix the cause and run the same command again to resume.\n{tb.rstrip()}"
-    ) from None
+    raise error(run_failed(key, f"{type(exc).__name__}: {exc}", tb, where=" on the cluster")) from None

@@ -1,0 +1,353 @@
+"""The plan of a comparison: the whole configuration as a frozen :class:`Sweep`, every run a :class:`Task`.
+
+:func:`plan` is the first of the four steps of :func:`normlab.compare` (plan → store → execute → report).
+It merges the defaults, the preset and the arguments, checks every one of them, opens the data, fits
+every method's statistics on the training split, builds every model once on two samples (so that a
+mistake fails before the sweep, not in its first run), and lists the runs. Nothing is changed afterwards.
+
+A run's identity is (dataset, model, method, init seed, order seed, hyper-parameters): the dataset and
+the hyper-parameters are the sweep's configuration, whose hash names the run folder's configuration
+(``config_hash``); the rest is the :attr:`Task.key` of the run inside it. The same configuration gives the
+same hash and keys, so an existing run folder resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normlab.experiments._common import CompareError, check_positive_int, check_positive_number
+from normlab.experiments.methods import FittedMethod, MethodSpec, parse_methods
+from normlab.experiments.models import ModelSpec, build_model, parse_model, to_model_input
+from normlab.experiments.presets import resolve_preset
+from normlab.experiments.splits import SweepData, load_data
+from normlab.experiments.train import OPTIMIZERS, TrainSettings
+
+__all__ = ["Sweep", "Task", "cache_folder", "plan", "prepared_files"]
+
+
+def cache_folder(rundir: Path) -> Path:
+    """Where the preprocessed splits are written for the workers (absolute: a worker may run elsewhere)."""
+    return Path(rundir).absolute() / ".cache"
+
+
+def prepared_files(cache: Path, index: int) -> tuple[str, str, str, str]:
+    """Where the splits preprocessed by method number ``index`` are kept: ``(x_train, y_train, x_val, y_val)``."""
+    return tuple(
+        str(cache / f"{name}.npy")
+        for name in (f"m{index}_x_train", "y_train", f"m{index}_x_val", "y_val")
+    )  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run: a model trained on the splits of one method under one init seed and one order seed.
+
+    ``key`` identifies the run inside its sweep; the other fields are what a worker needs to run it.
+    Worker processes and Dask workers receive its plain-dict form (:meth:`to_dict`, pickled), which
+    :meth:`from_dict` turns back.
+
+    Attributes
+    ----------
+    model, method : str
+        The model's and the method's names, as results call them.
+    init_seed, order_seed : int
+        The seed of the weight initialization and of the batch order.
+    model_spec : ModelSpec
+    sample_shape : tuple of int
+        A sample's shape in the datasets' layout, e.g. ``(h, w, c)``.
+    n_classes : int
+    batchnorm_input, batchnorm_all : bool
+        The layers the method adds to the model.
+    files : tuple of str
+        The preprocessed splits ``(x_train, y_train, x_val, y_val)`` as ``.npy`` files (absolute paths).
+    """
+
+    model: str
+    method: str
+    init_seed: int
+    order_seed: int
+    model_spec: ModelSpec
+    sample_shape: tuple[int, ...]
+    n_classes: int
+    batchnorm_input: bool
+    batchnorm_all: bool
+    files: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """The run's key in the store, e.g. ``"mlp|standardize|init=0|order=0"``."""
+        return f"{self.model}|{self.method}|init={self.init_seed}|order={self.order_seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain-dict form that crosses to worker processes (with ``key``)."""
+        return {
+            "key": self.key, "model": self.model, "method": self.method,
+            "init_seed": self.init_seed, "order_seed": self.order_seed, "model_spec": self.model_spec,
+            "files": list(self.files), "sample_shape": list(self.sample_shape),
+            "n_classes": self.n_classes, "batchnorm_input": self.batchnorm_input,
+            "batchnorm_all": self.batchnorm_all,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, task: dict[str, Any]) -> Task:
+        """The task of a plain-dict form (``key`` is derived, not read)."""
+        return cls(
+            model=task["model"], method=task["method"], init_seed=int(task["init_seed"]),
+            order_seed=int(task["order_seed"]), model_spec=task["model_spec"],
+            sample_shape=tuple(task["sample_shape"]), n_classes=int(task["n_classes"]),
+            batchnorm_input=bool(task["batchnorm_input"]), batchnorm_all=bool(task["batchnorm_all"]),
+            files=tuple(str(f) for f in task["files"]),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep:
+    """The whole configuration of a comparison, checked, with its data, fitted methods and runs.
+
+    Attributes
+    ----------
+    data : SweepData
+        The training and validation splits and their identity.
+    models, methods : tuple
+        The parsed ``ModelSpec`` and ``MethodSpec`` values, in the order given.
+    fitted : dict
+        Method name → its :class:`FittedMethod` (statistics of the training split).
+    settings : TrainSettings
+        The hyper-parameters every run shares.
+    baseline, device, preset : str
+        The method the others are tested against, the torch device, the preset (or None).
+    workers, threads : int or None
+        As requested (None: chosen when the sweep runs, from the runs left to do).
+    scheduler : str or distributed.Client or None
+        A Dask cluster to run on instead of local worker processes.
+    config : dict
+        The run folder's configuration: data identity, models, methods, seeds, hyper-parameters.
+    config_hash : str
+        Its hash; a run folder holds one configuration.
+    rundir : Path
+        The run folder (``runs/<data>-<model>-<hash>`` unless given).
+    tasks : tuple of Task
+        Every run, seed pairs outermost, then models, then methods.
+    """
+
+    data: SweepData
+    models: tuple[ModelSpec, ...]
+    methods: tuple[MethodSpec, ...]
+    fitted: dict[str, FittedMethod]
+    settings: TrainSettings
+    baseline: str
+    device: str
+    preset: str | None
+    workers: int | None
+    threads: int | None
+    scheduler: Any
+    config: dict[str, Any]
+    config_hash: str
+    rundir: Path
+    tasks: tuple[Task, ...]
+
+    @property
+    def cache(self) -> Path:
+        """The folder of :func:`prepared_files`, inside the run folder."""
+        return cache_folder(self.rundir)
+
+    def pending(self, finished: set[str]) -> list[Task]:
+        """The tasks whose key is not among ``finished``, in plan order."""
+        return [t for t in self.tasks if t.key not in finished]
+
+
+def plan(
+    data: Any = None, *, methods: Any = None, model: Any = None, preset: str | None = None,
+    seeds: int | None = None, init_seeds: int | None = None, order_seeds: int | None = None,
+    seed: int = 0, optimizer: str | None = None, lr: float | None = None,
+    batch_size: int | None = None, epochs: int | None = None, validation_split: float | None = None,
+    limit: int | None = None, baseline: str | None = None, device: str = "auto",
+    workers: int | None = None, threads: int | None = None, scheduler: Any = None,
+    out: str | Path | None = None, data_options: dict[str, Any] | None = None,
+) -> Sweep:  # fmt: skip
+    """Check the arguments of :func:`normlab.compare`, open the data, fit the methods and list the runs."""
+    given = {"data": data, "methods": methods, "model": model, "seeds": seeds, "optimizer": optimizer,
+             "batch_size": batch_size, "epochs": epochs, "validation_split": validation_split, "lr": lr}  # fmt: skip
+    values = resolve_preset(preset, given)
+    if (init_seeds is not None or order_seeds is not None) and seeds is not None:
+        raise CompareError(
+            "seeds= together with init_seeds=/order_seeds=; expected one design: seeds=N (paired replicates) "
+            "or init_seeds=I and/or order_seeds=J (every combination)."
+        )
+    method_specs = tuple(parse_methods(values["methods"]))
+    baseline = _baseline(baseline, method_specs)
+    model_specs = _models(values["model"])
+    settings = _settings(values)
+    seed_info = seed_design(
+        values["seeds"] if init_seeds is None and order_seeds is None else None,
+        init_seeds, order_seeds, int(seed),
+    )  # fmt: skip
+    for name, value, example in (("workers", workers, 2), ("threads", threads, 1)):
+        if value is not None:
+            check_positive_int(name, value, example)
+    dev = _resolve_device(device)
+    sweep_data = load_data(values["data"], validation_split=values.get("validation_split"),
+                           limit=limit, options=dict(data_options or {}))  # fmt: skip
+    fitted = {m.name: m.fit(sweep_data.arrays[0]) for m in method_specs}
+    _check_models(model_specs, method_specs, sweep_data)
+    config = {
+        "data": sweep_data.identity,
+        "models": [m.name for m in model_specs],
+        "model_fingerprints": [m.fingerprint for m in model_specs],
+        "methods": [m.name for m in method_specs],
+        "seeds": seed_info,
+        "optimizer": settings.optimizer,
+        "lr": settings.learning_rate,
+        "batch_size": settings.batch_size,
+        "epochs": settings.epochs,
+        "explode_factor": settings.explode_factor,
+    }
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    rundir = Path(out) if out is not None else _default_out(config, config_hash)
+    tasks = _tasks(seed_info["pairs"], model_specs, method_specs, sweep_data, cache_folder(rundir))
+    return Sweep(
+        data=sweep_data, models=model_specs, methods=method_specs, fitted=fitted, settings=settings,
+        baseline=baseline, device=dev, preset=preset, workers=workers, threads=threads,
+        scheduler=scheduler, config=config, config_hash=config_hash, rundir=rundir, tasks=tasks,
+    )  # fmt: skip
+
+
+def _baseline(baseline: str | None, methods: tuple[MethodSpec, ...]) -> str:
+    names = [m.name for m in methods]
+    baseline = baseline or names[0]
+    if baseline not in names:
+        raise CompareError(
+            f"baseline {baseline!r} is not among the methods ({', '.join(names)}); expected one of them."
+        )
+    return baseline
+
+
+def _models(model: str | list[str]) -> tuple[ModelSpec, ...]:
+    names = model.split(",") if isinstance(model, str) else list(model)
+    specs = tuple(parse_model(m) for m in names if m.strip())
+    if not specs:
+        raise CompareError("no model given; expected e.g. model='mlp'.")
+    if len({m.name for m in specs}) != len(specs):
+        raise CompareError(f"model list {names} names a model twice; expected each once.")
+    return specs
+
+
+def _settings(values: dict[str, Any]) -> TrainSettings:
+    """The checked hyper-parameters: optimizer, learning rate, batch size, epochs."""
+    opt = str(values["optimizer"])
+    if opt not in OPTIMIZERS:
+        raise CompareError(f"unknown optimizer {opt!r}; expected one of {', '.join(OPTIMIZERS)}.")
+    batch_size = check_positive_int("batch_size", values["batch_size"], 32)
+    epochs = check_positive_int("epochs", values["epochs"], 32)
+    if values.get("lr") is not None:
+        check_positive_number("lr", values["lr"], "0.001", noun="learning rate")
+    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs)
+
+
+def seed_design(
+    seeds: int | None, init_seeds: int | None, order_seeds: int | None, base: int
+) -> dict[str, Any]:
+    """The seeds of the runs: paired (replicate *k* uses init and order seed ``base + k``) or factorial.
+
+    >>> seed_design(2, None, None, 0)["pairs"], seed_design(None, 2, 2, 5)["pairs"]
+    ([[0, 0], [1, 1]], [[5, 5], [5, 6], [6, 5], [6, 6]])
+    """
+    for name, v in (("seeds", seeds), ("init_seeds", init_seeds), ("order_seeds", order_seeds)):
+        if v is not None:
+            check_positive_int(name, v, 5, noun="count")
+    if init_seeds is None and order_seeds is None:
+        n = int(seeds or 1)
+        ks = list(range(base, base + n))
+        return {"design": "paired", "init": ks, "order": ks, "pairs": [[k, k] for k in ks]}
+    init = list(range(base, base + int(init_seeds or 1)))
+    order = list(range(base, base + int(order_seeds or 1)))
+    return {
+        "design": "factorial",
+        "init": init,
+        "order": order,
+        "pairs": [[i, o] for i in init for o in order],
+    }
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CompareError(
+            f"device={device!r} but PyTorch sees no CUDA GPU (torch {torch.__version__}); expected a machine "
+            "with a GPU and a CUDA build of torch. Use device='auto' or 'cpu'."
+        )
+    if device != "cpu" and not device.startswith("cuda"):
+        raise CompareError(f"device={device!r} is not supported; expected 'auto', 'cpu' or 'cuda'.")
+    return device
+
+
+def _check_models(
+    models: tuple[ModelSpec, ...], methods: tuple[MethodSpec, ...], data: SweepData
+) -> None:
+    """Build every (model, BatchNorm variant) once and run two samples through it: fail before the sweep."""
+    import torch
+
+    probe = torch.from_numpy(to_model_input(np.asarray(data.arrays[0][:2], dtype=np.float32)))
+    n_classes = data.n_classes
+    variants = {(m.batchnorm_input, m.batchnorm_all) for m in methods}
+    for spec in models:
+        for bn_in, bn_all in sorted(variants):
+            model = build_model(
+                spec, data.sample_shape, n_classes, batchnorm_input=bn_in, batchnorm_all=bn_all
+            )
+            model.train()
+            try:
+                with torch.no_grad():
+                    out = model(probe)
+            except Exception as e:
+                raise CompareError(
+                    f"model {spec.name} failed on a batch of shape {tuple(probe.shape)}: {type(e).__name__}: {e}"
+                ) from e
+            if tuple(out.shape) != (probe.shape[0], n_classes):
+                raise CompareError(
+                    f"model {spec.name} returned shape {tuple(out.shape)} for a batch of {probe.shape[0]}; "
+                    f"expected ({probe.shape[0]}, {n_classes}) class logits (no softmax: the loss applies it)."
+                )
+
+
+def _default_out(config: dict[str, Any], config_hash: str) -> Path:
+    name = config["data"]["name"].split(":")[0]
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "data"
+    models = "-".join(config["models"])
+    models = "".join(c if c.isalnum() or c in "-_" else "-" for c in models)[:40]
+    return Path("runs") / f"{safe}-{models}-{config_hash[:8]}"
+
+
+def _tasks(
+    pairs: list[list[int]],
+    models: tuple[ModelSpec, ...],
+    methods: tuple[MethodSpec, ...],
+    data: SweepData,
+    cache: Path,
+) -> tuple[Task, ...]:
+    return tuple(
+        Task(
+            model=ms.name,
+            method=m.name,
+            init_seed=i,
+            order_seed=o,
+            model_spec=ms,
+            sample_shape=data.sample_shape,
+            n_classes=data.n_classes,
+            batchnorm_input=m.batchnorm_input,
+            batchnorm_all=m.batchnorm_all,
+            files=prepared_files(cache, index),
+        )
+        for i, o in pairs
+        for ms in models
+        for index, m in enumerate(methods)
+    )

@@ -1,0 +1,94 @@
+"""The plan of a comparison: run identities pinned across versions, frozen tasks, one check per parameter.
+
+The pinned values were computed by ``normlab.compare`` before the plan became a module of its own: a
+run folder written then must resume now, so the same configuration must give the same hash and keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from normlab.experiments import CompareError
+from normlab.experiments.plan import Task, plan
+
+DEFAULT_KEYS = [
+    f"mlp|{method}|init={k}|order={k}"
+    for k in range(5)
+    for method in ("none", "max", "standardize", "l2-axis1", "batchnorm-all")
+]
+
+
+def test_the_default_comparison_keeps_its_run_identity():
+    # what `normlab compare` and `make demo` run: existing run folders of it resume
+    sweep = plan(workers=1, threads=1)
+    assert sweep.config_hash == "1262e4570f38bd16"
+    assert sweep.rundir == Path("runs") / "digits-mlp-1262e457"
+    assert [t.key for t in sweep.tasks] == DEFAULT_KEYS
+    assert sweep.config["data"]["fingerprint"] == "819fa17ddf7ae2eb8ad0d605"
+
+
+def test_a_factorial_design_with_every_setting_keeps_its_run_identity():
+    sweep = plan(
+        "breast-cancer", methods="none,standardize+batchnorm-all,robust", model="logreg,mlp",
+        init_seeds=2, order_seeds=3, seed=7, optimizer="sgd", lr=0.05, batch_size=16, epochs=3,
+        validation_split=0.3, limit=200,
+    )  # fmt: skip
+    assert sweep.config_hash == "af02784085b42489"
+    assert sweep.rundir == Path("runs") / "breast-cancer-logreg-mlp-af027840"
+    keys = sorted(t.key for t in sweep.tasks)
+    assert len(keys) == 36 and keys[:3] == [
+        "logreg|none|init=7|order=7",
+        "logreg|none|init=7|order=8",
+        "logreg|none|init=7|order=9",
+    ]
+
+
+def test_a_preset_keeps_its_run_identity():
+    sweep = plan(preset="tabular-logreg")
+    assert sweep.config_hash == "897c96d5e223c951"
+    assert sweep.rundir == Path("runs") / "breast-cancer-logreg-897c96d5"
+    assert len(sweep.tasks) == 20
+
+
+def test_a_task_crosses_to_a_worker_and_back_unchanged(tmp_path):
+    sweep = plan("digits", methods="none,standardize+batchnorm-all", model="logreg", seeds=2,
+                 epochs=1, limit=120, out=tmp_path / "run")  # fmt: skip
+    for task in sweep.tasks:
+        payload = task.to_dict()
+        assert payload["key"] == task.key
+        assert Task.from_dict(payload) == task
+    assert {t.batchnorm_all for t in sweep.tasks} == {False, True}
+    assert all(Path(f).is_absolute() and Path(f).parent == tmp_path / "run" / ".cache"
+               for t in sweep.tasks for f in t.files)  # fmt: skip
+
+
+def test_the_plan_is_frozen():
+    sweep = plan("digits", methods="none", model="logreg", seeds=1, epochs=1, limit=120)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sweep.tasks[0].init_seed = 3  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sweep.baseline = "max"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"seeds": 0}, "seeds=0 is not a positive count; expected e.g. seeds=5."),
+        ({"seeds": None, "init_seeds": True}, "init_seeds=True is not a positive count"),
+        ({"epochs": 2.5}, "epochs=2.5 is not a positive integer; expected e.g. epochs=32."),
+        ({"batch_size": -1}, "batch_size=-1 is not a positive integer; expected e.g. batch_size=32."),
+        ({"workers": 0}, "workers=0 is not a positive integer; expected e.g. workers=2."),
+        ({"threads": "2"}, "threads='2' is not a positive integer; expected e.g. threads=1."),
+        ({"lr": float("inf")}, "lr=inf is not a positive learning rate; expected e.g. 0.001."),
+    ],
+)
+def test_every_count_is_checked_before_any_work(given, message):
+    args = {"methods": "none", "model": "logreg", "seeds": 1, "epochs": 1, **given}
+    with pytest.raises(CompareError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        plan(data=object(), **args)  # a wrong count is reported before the data is opened
