@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,6 @@ __all__ = [
     "available_cores",
     "check_positive_int",
     "check_positive_number",
-    "normlab_version",
     "run_failed",
 ]
 
@@ -58,11 +56,3 @@ def run_failed(key: str, error: str, traceback: str, *, where: str = "") -> str:
         f"run {key} failed{where} with {error}; expected training to finish or diverge. Finished runs are "
         f"saved; fix the cause and run the same command again to resume.\n{traceback.rstrip()}"
     )
-
-
-def normlab_version() -> str:
-    """The installed normlab's version (``"?"`` when it runs from a source tree that was never installed)."""
-    try:
-        return metadata.version("normlab")
-    except metadata.PackageNotFoundError:  # pragma: no cover - an uninstalled checkout
-        return "?"

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from normlab._progress import Progress
-from normlab.experiments._common import available_cores, normlab_version
+from normlab._version import __version__
+from normlab.experiments._common import available_cores
 from normlab.experiments.models import to_model_input
 from normlab.experiments.plan import Sweep, Task, prepared_files
 from normlab.experiments.runner import default_workers, execute_tasks, threads_per_worker
@@ -71,7 +72,7 @@ def _record_session(sweep: Sweep, store: ResultStore, planned: int, workers: int
         "data_spec": sweep.data.spec,
         "preset": sweep.preset,
         "versions": {
-            "normlab": normlab_version(),
+            "normlab": __version__,
             "torch": torch.__version__,
             "numpy": np.__version__,
             "python": platform.python_version(),
