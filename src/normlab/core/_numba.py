@@ -5,27 +5,25 @@ kernel is first used, compiled kernels are cached on disk (``cache=True``), and 
 variable ``NORMLAB_ENGINE=numpy`` turns the whole module off. Floating-point kernels perform the same
 IEEE operations in the same order as their NumPy twins (no ``fastmath``, parallel only across independent
 outputs), so switching engines never changes a result.
+
+The statistics kernels (``int_moments``, ``hist``, ``minmax``, ``dev_sums``, ``float_moments``) have the
+names and signatures of their twins in :mod:`normlab.core._np_kernels`; the transform kernels
+(``affine_*``) serve :mod:`normlab.core._kernels`. Whether numba is installed, and which engine a job
+uses, is decided in :mod:`normlab.core._engine`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from normlab.core._chunks import entry_row
+from normlab.core._np_kernels import shifted_moments
+
 _STATE: dict[str, Any] = {}
 #: Chunks smaller than this run on one thread (a parallel region costs tens of microseconds).
 _PARALLEL_MIN_BYTES = 1 << 24
-
-
-def available() -> bool:
-    """True when numba can be imported (checked once per process)."""
-    if "ok" not in _STATE:
-        try:
-            import numba  # noqa: F401
-
-            _STATE["ok"] = True
-        except Exception:  # pragma: no cover - depends on the environment
-            _STATE["ok"] = False
-    return _STATE["ok"]
 
 
 def _k() -> Any:
@@ -273,10 +271,12 @@ def _threads() -> int:
     return int(numba.get_num_threads())
 
 
-def int_moments(X):
-    """Exact per-position ``(s1, sq0, sq1, sq2, mn, mx)`` of an integer chunk, like ``stats._int_moments_np``."""
-    import numpy as np
+def int_moments(X, minmax: bool = True):
+    """Exact per-position ``(s1, sq0, sq1, sq2, mn, mx)`` of an integer chunk, like ``_np_kernels.int_moments``.
 
+    Min and max are fused into the one pass, so they are always computed (``minmax`` is accepted for the
+    twin's signature).
+    """
     T = _row_threads(X)
     if X.dtype.itemsize == 1:
         S, Q, MN, MX = _get("int8_moments", T)(X, T)
@@ -312,15 +312,11 @@ def int_moments(X):
 
 
 def hist(X, m, k, b):
-    """Per-entry histogram of the bit patterns of an 8/16-bit chunk, like ``stats._hist_np``."""
-    import numpy as np
-
-    from normlab.core.stats import _entry_row
-
+    """Per-entry histogram of the bit patterns of an 8/16-bit chunk, like ``_np_kernels.hist``."""
     nbins = 256 if X.dtype.itemsize == 1 else 65536
     U = X.view(np.uint8 if nbins == 256 else np.uint16)
     T = _row_threads(X) if k * nbins <= (1 << 20) else 1  # one private histogram per thread
-    H = _get("hist_bits", T)(U, _entry_row(m, k, b), k, nbins, T)
+    H = _get("hist_bits", T)(U, entry_row(m, k, b), k, nbins, T)
     return H.sum(0).reshape(k, nbins)
 
 
@@ -347,3 +343,9 @@ def minmax(X):
 def dev_sums(X, row):
     """Per-position ``sum(x - row)`` and ``sum((x - row)**2)``, rows in order (same as NumPy's reduce)."""
     return _k().dev_sums(X, row, 1)
+
+
+def float_moments(X, m: int, k: int, b: int):
+    """Per-entry ``(shift, dmean, m2, mn, mx)`` of a float chunk, or None on NaN/inf, like
+    ``_np_kernels.float_moments`` (the same algorithm, run with the compiled passes)."""
+    return shifted_moments(X, m, k, b, minmax, dev_sums)
