@@ -464,6 +464,18 @@ def test_quantile_sketch_rank_error_stays_under_its_bound(monkeypatch):
     assert np.array_equal(again.quantile(qs), acc.quantile(qs))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_integer_quantiles_keep_every_value_after_switching_to_sketches(engine, monkeypatch):
+    # one update whose values outgrow the exact store part-way: the chunks after the switch count too
+    monkeypatch.setattr(Q, "_EXACT_QUANTILE_BUDGET", 1 << 18)
+    x3 = np.arange(600_000, dtype=np.int32).reshape(-1, 1, 1)  # sorted: the last chunks hold the top
+    acc = StatsAccumulator(1, quantiles=True, engine=engine).update(x3)
+    assert acc.quantile_rank_error > 0
+    assert acc.quantile(1.0)[0] >= x3.max() - acc.quantile_rank_error * x3.size
+    qs = np.linspace(0, 1, 21)
+    assert _rank_error(acc, x3, qs) <= acc.quantile_rank_error
+
+
 def test_sketch_from_histogram_adds_no_error():
     sk = Q.Sketch(64)
     values = np.arange(10.0)
@@ -573,6 +585,16 @@ def test_pickle_round_trip_keeps_everything():
         assert _same(a, b) and np.array_equal(a.quantile([0.2, 0.9]), b.quantile([0.2, 0.9]))
         b.update(rng.integers(0, 9, (3, 2, 2), dtype=np.uint8))  # keeps working
     assert "StatsAccumulator(k=2" in repr(acc)
+
+
+def test_merge_leaves_its_argument_unchanged():
+    rng = np.random.default_rng(21)
+    ints = StatsAccumulator(2, quantiles=True).update(np.arange(20, dtype=np.uint8).reshape(-1, 2, 1))
+    before = pickle.loads(pickle.dumps(ints))
+    floats = StatsAccumulator(2, quantiles=True).update(rng.normal(size=(10, 2, 1)))
+    floats.merge(ints)  # an integer accumulator meets a float one: converted on a copy
+    assert _same(ints, before) and np.array_equal(ints.quantile(0.5), before.quantile(0.5))
+    assert np.array_equal(ints.mean, [9.0, 10.0])
 
 
 @pytest.mark.parametrize("engine", ENGINES)

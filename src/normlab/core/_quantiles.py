@@ -237,6 +237,11 @@ class QuantileStore:
             self.vals = []
 
     @property
+    def keeps_values(self) -> bool:
+        """True when values (exact or sketched) rather than a histogram feed the quantiles."""
+        return self.vals is not None or self.sketches is not None
+
+    @property
     def is_empty(self) -> bool:
         return self.hist is None and self.vals is None and self.sketches is None
 

@@ -496,14 +496,14 @@ class StatsAccumulator:
                 mom.add_int(part)
                 if part.hist is not None:
                     store.hist += part.hist
-                elif store.vals is not None:
+                elif store.keeps_values:
                     store.add_values(part.X, part.m, part.b)
         else:
             mom.mode = "float"
             store.start(None, self.quantiles)
             for fpart in _scan.float_parts(x3, self.k, engine, self.nan):
                 mom.add_float_part(fpart)
-                if store.vals is not None or store.sketches is not None:
+                if store.keeps_values:
                     store.add_values(fpart.X, fpart.m, fpart.b)
         store.flush_pending()
 
