@@ -36,10 +36,10 @@ def _k() -> Any:
 
 
 def _build() -> Any:
+    """Compile every kernel (serial and parallel variants) into one namespace."""
     import types
 
     import numba as nb
-    import numpy as np
 
     compiled: dict[str, Any] = {}
 
@@ -49,9 +49,14 @@ def _build() -> Any:
         compiled[fn.__name__ + "_par"] = nb.njit(cache=True, nogil=True, parallel=True)(fn)
         return fn
 
-    prange = nb.prange
+    for group in (_affine_kernels, _int_kernels, _float_kernels):
+        group(pjit, nb.prange)
+    return types.SimpleNamespace(**compiled)
 
-    # ------------------------------------------------------------------ affine transform
+
+def _affine_kernels(pjit, prange) -> None:
+    """The transform kernels: ``out = f(x)`` per row position."""
+
     @pjit
     def affine_fma32(x, a, b, out):
         R, L = x.shape
@@ -73,7 +78,10 @@ def _build() -> Any:
             for j in range(L):
                 out[i, j] = lut[base[j] + np.intp(x[i, j])]
 
-    # ------------------------------------------------------------------ integer moments (exact)
+
+def _int_kernels(pjit, prange) -> None:
+    """Exact integer moments and bit-pattern histograms, one private partial per thread."""
+
     @pjit
     def int8_moments(X, T):
         # one fused pass; int32 accumulators (255**2 * 32768 < 2**31) flushed into int64 per position
@@ -191,7 +199,10 @@ def _build() -> Any:
                     H[t, ent[j] * nbins + np.intp(row[j])] += 1
         return H
 
-    # ------------------------------------------------------------------ float moments (same order as NumPy)
+
+def _float_kernels(pjit, prange) -> None:
+    """The two passes of the float moments, in the same order as NumPy."""
+
     @pjit
     def minmax_f(X, T):
         # per position, rows in order; a NaN/inf anywhere makes that position's min NaN
@@ -247,7 +258,6 @@ def _build() -> Any:
             s2[c0:c1] = q
         return s1, s2
 
-    return types.SimpleNamespace(**compiled)
 
 
 def affine_fma32(x, a, b, out) -> None:
