@@ -294,6 +294,31 @@ def test_without_numba_everything_runs_on_numpy(monkeypatch):
         StatsAccumulator(3, engine="numba")
 
 
+def test_statistics_modules_import_only_downward():
+    # _engine/_chunks -> _np_kernels/_numba -> _scan/_quantiles -> stats, and the transform takes its pool
+    # from _engine: no cycle, and no module reaches up, not even inside a function
+    import ast
+
+    import normlab.core as core
+
+    rank = {"_engine": 0, "_chunks": 0, "_np_kernels": 1, "_numba": 2, "_scan": 3, "_quantiles": 3,
+            "stats": 4, "_kernels": 3}  # fmt: skip
+    for name, level in rank.items():
+        tree = ast.parse((Path(core.__file__).parent / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("normlab"):
+                targets = [node.module.rsplit(".", 1)[-1]]
+                if node.module == "normlab.core":
+                    targets = [alias.name for alias in node.names]
+                for target in targets:
+                    if target in rank:
+                        assert rank[target] < level, f"{name} imports {target}"
+                    else:
+                        assert node.module == "normlab.errors", f"{name} imports {node.module}"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("normlab") for a in node.names), name
+
+
 def test_small_updates_never_import_numba():
     import subprocess
     import sys
