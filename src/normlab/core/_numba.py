@@ -288,19 +288,8 @@ def int_moments(X, minmax: bool = True):
     twin's signature).
     """
     T = _row_threads(X)
-    if X.dtype.itemsize == 1:
-        S, Q, MN, MX = _get("int8_moments", T)(X, T)
-        zero = np.zeros(X.shape[1], np.int64)
-        return (
-            S.sum(0),
-            Q.sum(0),
-            zero,
-            zero,
-            MN.min(0).astype(np.int64),
-            MX.max(0).astype(np.int64),
-        )
-    if X.dtype.itemsize == 2:
-        S, Q, MN, MX = _get("int16_moments", T)(X, T)
+    if X.dtype.itemsize <= 2:
+        S, Q, MN, MX = _get("int8_moments" if X.dtype.itemsize == 1 else "int16_moments", T)(X, T)
         zero = np.zeros(X.shape[1], np.int64)
         return (
             S.sum(0),
