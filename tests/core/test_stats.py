@@ -15,7 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from normlab.core import stats as S
+from normlab.core import _chunks as C
+from normlab.core import _engine as E
+from normlab.core import _np_kernels as NK
+from normlab.core import _quantiles as Q
+from normlab.core import _scan as SC
 from normlab.core.stats import NonFiniteError, StatsAccumulator
 from normlab.errors import DataError, DataTypeError, LayoutError, NormlabError
 
@@ -222,13 +226,13 @@ def test_chunks_cover_every_value_once():
     ]:
         x3 = rng.integers(0, 1 << 30, shape).astype(np.int64)
         total = np.zeros(shape[1], np.int64)
-        for X, m, b in S._chunks(x3, cb):
-            total += S._fold_sum(X.sum(axis=0), m, shape[1], b)
+        for X, m, b in C.chunks(x3, cb):
+            total += C.fold_sum(X.sum(axis=0), m, shape[1], b)
         assert np.array_equal(total, x3.sum(axis=(0, 2)))
         # non-contiguous input is chunked the same way
         y = np.asfortranarray(x3)
         assert (
-            sum(S._fold_sum(X.sum(axis=0), m, shape[1], b) for X, m, b in S._chunks(y, cb)).tolist()
+            sum(C.fold_sum(X.sum(axis=0), m, shape[1], b) for X, m, b in C.chunks(y, cb)).tolist()
             == total.tolist()
         )
 
@@ -254,7 +258,7 @@ def test_numba_and_numpy_engines_give_identical_results(dtype, monkeypatch):
     hist = StatsAccumulator(3, engine="numba", histogram=True).update(x3)
     assert np.array_equal(hist.mean, a.mean) and np.array_equal(hist.var, a.var)
     # sketched quantiles too: values reach the sketch in fixed blocks, whatever the engine's chunking
-    monkeypatch.setattr(S, "_EXACT_QUANTILE_BUDGET", 4096)
+    monkeypatch.setattr(Q, "_EXACT_QUANTILE_BUDGET", 4096)
     sa = StatsAccumulator(3, engine="numpy", quantiles=True, histogram=False).update(x3)
     sb = StatsAccumulator(3, engine="numba", quantiles=True, histogram=False).update(x3)
     assert sa.quantile_rank_error > 0
@@ -275,21 +279,44 @@ def test_worker_threads_do_not_change_results(dtype, monkeypatch):
     for threads in ("1", "3"):
         monkeypatch.setenv("NORMLAB_THREADS", threads)
         out.append(StatsAccumulator(3, engine="numpy", quantiles=True).update(x3))
-    assert x3.nbytes >= S._PARALLEL_BYTES
+    assert x3.nbytes >= SC._PARALLEL_BYTES
     assert _same(out[0], out[1])
     assert np.array_equal(out[0].quantile([0.2, 0.7]), out[1].quantile([0.2, 0.7]))
 
 
 def test_without_numba_everything_runs_on_numpy(monkeypatch):
-    from normlab.core import _numba
-
-    monkeypatch.setitem(_numba._STATE, "ok", False)  # as if numba were not installed
+    monkeypatch.setitem(E._NUMBA, "ok", False)  # as if numba were not installed
     monkeypatch.delenv("NORMLAB_ENGINE", raising=False)
-    assert S._resolve_engine("auto") == "numpy"
+    assert E.resolve_engine("auto") == "numpy"
     x3 = np.arange(60, dtype=np.uint8).reshape(10, 3, 2)
     assert np.array_equal(StatsAccumulator(3).update(x3).mean, x3.mean(axis=(0, 2)))
     with pytest.raises(ValueError, match=r"pip install 'normlab\[fast\]'"):
         StatsAccumulator(3, engine="numba")
+
+
+def test_statistics_modules_import_only_downward():
+    # _engine/_chunks -> _np_kernels/_numba -> _scan/_quantiles -> stats, and the transform takes its pool
+    # from _engine: no cycle, and no module reaches up, not even inside a function
+    import ast
+
+    import normlab.core as core
+
+    rank = {"_engine": 0, "_chunks": 0, "_np_kernels": 1, "_numba": 2, "_scan": 3, "_quantiles": 3,
+            "stats": 4, "_kernels": 3}  # fmt: skip
+    for name, level in rank.items():
+        tree = ast.parse((Path(core.__file__).parent / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("normlab"):
+                targets = [node.module.rsplit(".", 1)[-1]]
+                if node.module == "normlab.core":
+                    targets = [alias.name for alias in node.names]
+                for target in targets:
+                    if target in rank:
+                        assert rank[target] < level, f"{name} imports {target}"
+                    else:
+                        assert node.module == "normlab.errors", f"{name} imports {node.module}"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("normlab") for a in node.names), name
 
 
 def test_small_updates_never_import_numba():
@@ -313,15 +340,15 @@ def test_small_updates_never_import_numba():
 
 def test_environment_variable_forces_numpy(monkeypatch):
     monkeypatch.setenv("NORMLAB_ENGINE", "numpy")
-    assert S._resolve_engine("auto") == "numpy"
-    assert S._resolve_engine("numba") == "numpy"
+    assert E.resolve_engine("auto") == "numpy"
+    assert E.resolve_engine("numba") == "numpy"
     StatsAccumulator(1, engine="numba")  # accepted: the environment wins
     monkeypatch.setenv("NORMLAB_ENGINE", "numba")
-    assert S._resolve_engine("auto", 10) == ("numba" if HAVE_NUMBA else "numpy")
+    assert E.resolve_engine("auto", 10) == ("numba" if HAVE_NUMBA else "numpy")
     monkeypatch.delenv("NORMLAB_ENGINE")
     if HAVE_NUMBA:  # auto: small updates stay on NumPy (no compilation), big ones go to numba
-        assert S._resolve_engine("auto", 1000) == "numpy"
-        assert S._resolve_engine("auto", 1 << 30) == "numba"
+        assert E.resolve_engine("auto", 1000) == "numpy"
+        assert E.resolve_engine("auto", 1 << 30) == "numba"
 
 
 # ------------------------------------------------------------------------------------------------ accuracy
@@ -362,7 +389,7 @@ def test_int64_outside_32_bit_range_uses_the_float_path_accurately():
     np.testing.assert_allclose(acc.mean, ref.astype(float), rtol=1e-12)
     assert acc.input_kind == "i"
     small = StatsAccumulator(1).update(np.arange(-5, 5, dtype=np.int64).reshape(-1, 1, 1))
-    assert small._mode == "int" and small.var[0] == 8.25
+    assert small._moments.mode == "int" and small.var[0] == 8.25
 
 
 # ------------------------------------------------------------------------------------------------ quantiles
@@ -436,7 +463,7 @@ def _rank_error(acc, x3, qs):
 
 
 def test_quantile_sketch_rank_error_stays_under_its_bound(monkeypatch):
-    monkeypatch.setattr(S, "_EXACT_QUANTILE_BUDGET", 1 << 18)  # force the sketch on ~10**6 values
+    monkeypatch.setattr(Q, "_EXACT_QUANTILE_BUDGET", 1 << 18)  # force the sketch on ~10**6 values
     rng = np.random.default_rng(4)
     n = 1_200_000
     x = np.concatenate([rng.standard_t(3, n // 2), rng.exponential(5.0, n - n // 2) + 3.0])
@@ -462,8 +489,20 @@ def test_quantile_sketch_rank_error_stays_under_its_bound(monkeypatch):
     assert np.array_equal(again.quantile(qs), acc.quantile(qs))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_integer_quantiles_keep_every_value_after_switching_to_sketches(engine, monkeypatch):
+    # one update whose values outgrow the exact store part-way: the chunks after the switch count too
+    monkeypatch.setattr(Q, "_EXACT_QUANTILE_BUDGET", 1 << 18)
+    x3 = np.arange(600_000, dtype=np.int32).reshape(-1, 1, 1)  # sorted: the last chunks hold the top
+    acc = StatsAccumulator(1, quantiles=True, engine=engine).update(x3)
+    assert acc.quantile_rank_error > 0
+    assert acc.quantile(1.0)[0] >= x3.max() - acc.quantile_rank_error * x3.size
+    qs = np.linspace(0, 1, 21)
+    assert _rank_error(acc, x3, qs) <= acc.quantile_rank_error
+
+
 def test_sketch_from_histogram_adds_no_error():
-    sk = S._Sketch(64)
+    sk = Q.Sketch(64)
     values = np.arange(10.0)
     counts = np.array([5, 0, 300, 7, 1, 1, 0, 1000, 3, 2])
     sk.add_counts(values, counts)
@@ -573,6 +612,16 @@ def test_pickle_round_trip_keeps_everything():
     assert "StatsAccumulator(k=2" in repr(acc)
 
 
+def test_merge_leaves_its_argument_unchanged():
+    rng = np.random.default_rng(21)
+    ints = StatsAccumulator(2, quantiles=True).update(np.arange(20, dtype=np.uint8).reshape(-1, 2, 1))
+    before = pickle.loads(pickle.dumps(ints))
+    floats = StatsAccumulator(2, quantiles=True).update(rng.normal(size=(10, 2, 1)))
+    floats.merge(ints)  # an integer accumulator meets a float one: converted on a copy
+    assert _same(ints, before) and np.array_equal(ints.quantile(0.5), before.quantile(0.5))
+    assert np.array_equal(ints.mean, [9.0, 10.0])
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(
     "dtype", [np.uint8, np.float64, np.float32], ids=lambda d: np.dtype(d).name
@@ -618,9 +667,9 @@ def test_min_and_max_stay_exact_when_saturated_entries_skip_their_passes(
     x3[:, 1] = np.maximum(x3[:, 1], info[0] + 1) if dtype is not np.bool_ else True
     x3[-5:, 1] = info[0]
     calls = []
-    real = S._int_moments_np
+    real = NK.int_moments
     monkeypatch.setattr(
-        S, "_int_moments_np", lambda X, minmax=True: calls.append(minmax) or real(X, minmax)
+        NK, "int_moments", lambda X, minmax=True: calls.append(minmax) or real(X, minmax)
     )
     acc = StatsAccumulator(3, engine="numpy").update(x3)
     assert np.array_equal(acc.mean, _exact(x3)[0]) and np.array_equal(acc.var, _exact(x3)[1])

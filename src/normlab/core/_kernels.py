@@ -9,12 +9,12 @@ proceeds in cache-sized blocks of rows, writing straight into ``out``.
 
 from __future__ import annotations
 
-import os
 from itertools import pairwise
 from math import prod
 
 import numpy as np
 
+from normlab.core._engine import n_workers, pool, resolve_engine
 from normlab.errors import DataTypeError, LayoutError
 
 __all__ = ["affine_transform"]
@@ -23,8 +23,6 @@ __all__ = ["affine_transform"]
 _ROW_TARGET = 2048
 #: Elements processed per block (fits the L2 cache with its float64 scratch).
 _BLOCK = 1 << 16
-#: Outputs at least this big use the compiled kernels when numba is installed.
-_NUMBA_MIN_BYTES = 1 << 23
 #: Slab size (bytes of float64 work) for non-contiguous input and per-sample parameters.
 _SLAB_BYTES = 1 << 22
 #: Outputs at least this big use the worker threads on the NumPy path.
@@ -32,16 +30,12 @@ _PARALLEL_BYTES = 1 << 23
 
 
 def _use_numba(nbytes: int) -> bool:
-    """Compiled kernels for big outputs (same results; small calls never wait for a first compilation).
+    """Compiled kernels for outputs of at least ``_engine.NUMBA_MIN_BYTES`` when numba is installed (same
+    results; small calls never wait for a first compilation).
 
     ``NORMLAB_ENGINE=numpy`` turns them off, ``NORMLAB_ENGINE=numba`` uses them whatever the size.
     """
-    env = os.environ.get("NORMLAB_ENGINE", "").strip().lower()
-    if env == "numpy" or (env != "numba" and nbytes < _NUMBA_MIN_BYTES):
-        return False
-    from normlab.core import _numba
-
-    return _numba.available()
+    return resolve_engine("auto", nbytes) == "numba"
 
 
 def affine_transform(x, shift, inv_scale, *, out=None, dtype=np.float32, exact=False):
@@ -222,16 +216,14 @@ def _affine_split(x2, sh_row, inv_row, o2, exact, period, nb) -> None:
     The transform is elementwise, so splitting rows never changes a result; NumPy releases the GIL inside
     its loops, so the threads run in parallel.
     """
-    from normlab.core.stats import _n_workers, _pool
-
-    workers = _n_workers()
+    workers = n_workers()
     R = x2.shape[0]
     if workers < 2 or o2.nbytes < _PARALLEL_BYTES or R < 2 * workers or nb:
         _affine_rows(x2, sh_row, inv_row, o2, exact, period, nb)
         return
     bounds = [R * i // workers for i in range(workers + 1)]
     futures = [
-        _pool().submit(_affine_rows, x2[lo:hi], sh_row, inv_row, o2[lo:hi], exact, period, nb)
+        pool().submit(_affine_rows, x2[lo:hi], sh_row, inv_row, o2[lo:hi], exact, period, nb)
         for lo, hi in pairwise(bounds)
     ]
     for f in futures:

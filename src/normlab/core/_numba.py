@@ -5,27 +5,25 @@ kernel is first used, compiled kernels are cached on disk (``cache=True``), and 
 variable ``NORMLAB_ENGINE=numpy`` turns the whole module off. Floating-point kernels perform the same
 IEEE operations in the same order as their NumPy twins (no ``fastmath``, parallel only across independent
 outputs), so switching engines never changes a result.
+
+The statistics kernels (``int_moments``, ``hist``, ``minmax``, ``dev_sums``, ``float_moments``) have the
+names and signatures of their twins in :mod:`normlab.core._np_kernels`; the transform kernels
+(``affine_*``) serve :mod:`normlab.core._kernels`. Whether numba is installed, and which engine a job
+uses, is decided in :mod:`normlab.core._engine`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from normlab.core._chunks import entry_row
+from normlab.core._np_kernels import shifted_moments
+
 _STATE: dict[str, Any] = {}
 #: Chunks smaller than this run on one thread (a parallel region costs tens of microseconds).
 _PARALLEL_MIN_BYTES = 1 << 24
-
-
-def available() -> bool:
-    """True when numba can be imported (checked once per process)."""
-    if "ok" not in _STATE:
-        try:
-            import numba  # noqa: F401
-
-            _STATE["ok"] = True
-        except Exception:  # pragma: no cover - depends on the environment
-            _STATE["ok"] = False
-    return _STATE["ok"]
 
 
 def _k() -> Any:
@@ -38,10 +36,10 @@ def _k() -> Any:
 
 
 def _build() -> Any:
+    """Compile every kernel (serial and parallel variants) into one namespace."""
     import types
 
     import numba as nb
-    import numpy as np
 
     compiled: dict[str, Any] = {}
 
@@ -51,9 +49,14 @@ def _build() -> Any:
         compiled[fn.__name__ + "_par"] = nb.njit(cache=True, nogil=True, parallel=True)(fn)
         return fn
 
-    prange = nb.prange
+    for group in (_affine_kernels, _int_kernels, _float_kernels):
+        group(pjit, nb.prange)
+    return types.SimpleNamespace(**compiled)
 
-    # ------------------------------------------------------------------ affine transform
+
+def _affine_kernels(pjit, prange) -> None:
+    """The transform kernels: ``out = f(x)`` per row position."""
+
     @pjit
     def affine_fma32(x, a, b, out):
         R, L = x.shape
@@ -75,7 +78,10 @@ def _build() -> Any:
             for j in range(L):
                 out[i, j] = lut[base[j] + np.intp(x[i, j])]
 
-    # ------------------------------------------------------------------ integer moments (exact)
+
+def _int_kernels(pjit, prange) -> None:
+    """Exact integer moments and bit-pattern histograms, one private partial per thread."""
+
     @pjit
     def int8_moments(X, T):
         # one fused pass; int32 accumulators (255**2 * 32768 < 2**31) flushed into int64 per position
@@ -193,7 +199,10 @@ def _build() -> Any:
                     H[t, ent[j] * nbins + np.intp(row[j])] += 1
         return H
 
-    # ------------------------------------------------------------------ float moments (same order as NumPy)
+
+def _float_kernels(pjit, prange) -> None:
+    """The two passes of the float moments, in the same order as NumPy."""
+
     @pjit
     def minmax_f(X, T):
         # per position, rows in order; a NaN/inf anywhere makes that position's min NaN
@@ -249,7 +258,6 @@ def _build() -> Any:
             s2[c0:c1] = q
         return s1, s2
 
-    return types.SimpleNamespace(**compiled)
 
 
 def affine_fma32(x, a, b, out) -> None:
@@ -273,24 +281,15 @@ def _threads() -> int:
     return int(numba.get_num_threads())
 
 
-def int_moments(X):
-    """Exact per-position ``(s1, sq0, sq1, sq2, mn, mx)`` of an integer chunk, like ``stats._int_moments_np``."""
-    import numpy as np
+def int_moments(X, minmax: bool = True):
+    """Exact per-position ``(s1, sq0, sq1, sq2, mn, mx)`` of an integer chunk, like ``_np_kernels.int_moments``.
 
+    Min and max are fused into the one pass, so they are always computed (``minmax`` is accepted for the
+    twin's signature).
+    """
     T = _row_threads(X)
-    if X.dtype.itemsize == 1:
-        S, Q, MN, MX = _get("int8_moments", T)(X, T)
-        zero = np.zeros(X.shape[1], np.int64)
-        return (
-            S.sum(0),
-            Q.sum(0),
-            zero,
-            zero,
-            MN.min(0).astype(np.int64),
-            MX.max(0).astype(np.int64),
-        )
-    if X.dtype.itemsize == 2:
-        S, Q, MN, MX = _get("int16_moments", T)(X, T)
+    if X.dtype.itemsize <= 2:
+        S, Q, MN, MX = _get("int8_moments" if X.dtype.itemsize == 1 else "int16_moments", T)(X, T)
         zero = np.zeros(X.shape[1], np.int64)
         return (
             S.sum(0),
@@ -312,15 +311,11 @@ def int_moments(X):
 
 
 def hist(X, m, k, b):
-    """Per-entry histogram of the bit patterns of an 8/16-bit chunk, like ``stats._hist_np``."""
-    import numpy as np
-
-    from normlab.core.stats import _entry_row
-
+    """Per-entry histogram of the bit patterns of an 8/16-bit chunk, like ``_np_kernels.hist``."""
     nbins = 256 if X.dtype.itemsize == 1 else 65536
     U = X.view(np.uint8 if nbins == 256 else np.uint16)
     T = _row_threads(X) if k * nbins <= (1 << 20) else 1  # one private histogram per thread
-    H = _get("hist_bits", T)(U, _entry_row(m, k, b), k, nbins, T)
+    H = _get("hist_bits", T)(U, entry_row(m, k, b), k, nbins, T)
     return H.sum(0).reshape(k, nbins)
 
 
@@ -347,3 +342,9 @@ def minmax(X):
 def dev_sums(X, row):
     """Per-position ``sum(x - row)`` and ``sum((x - row)**2)``, rows in order (same as NumPy's reduce)."""
     return _k().dev_sums(X, row, 1)
+
+
+def float_moments(X, m: int, k: int, b: int):
+    """Per-entry ``(shift, dmean, m2, mn, mx)`` of a float chunk, or None on NaN/inf, like
+    ``_np_kernels.float_moments`` (the same algorithm, run with the compiled passes)."""
+    return shifted_moments(X, m, k, b, minmax, dev_sums)

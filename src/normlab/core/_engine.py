@@ -1,0 +1,115 @@
+"""Which engine runs a kernel, and the worker threads the NumPy engine shares.
+
+The statistics (:mod:`normlab.core.stats`) and the transform (:mod:`normlab.core._kernels`) both run on one
+of two engines with identical results: NumPy, always available, or the compiled kernels of the optional
+numba package (:mod:`normlab.core._numba`). This module decides which (``NORMLAB_ENGINE=numpy`` forces
+NumPy everywhere, ``=numba`` the compiled kernels whatever the size), knows whether numba is installed
+without compiling anything, and owns the process-wide thread pool that the NumPy engine spreads big jobs
+over (NumPy releases the GIL in its loops; ``NORMLAB_THREADS=n`` sets the worker count), plus per-thread
+scratch buffers.
+
+It imports nothing of normlab, so every kernel module can use it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+#: The values of ``engine=``.
+ENGINES = ("auto", "numpy", "numba")
+#: With engine="auto", jobs at least this big use the compiled kernels (when numba is installed).
+NUMBA_MIN_BYTES = 1 << 23
+
+_NUMBA: dict[str, bool] = {}
+_POOL: dict[str, Any] = {}
+_LOCAL = threading.local()
+
+
+def env_engine() -> str:
+    """The engine forced by the environment variable ``NORMLAB_ENGINE`` (``""`` when not set)."""
+    return os.environ.get("NORMLAB_ENGINE", "").strip().lower()
+
+
+def numba_available() -> bool:
+    """True when numba can be imported (checked once per process; nothing is compiled)."""
+    if "ok" not in _NUMBA:
+        try:
+            import numba  # noqa: F401
+
+            _NUMBA["ok"] = True
+        except Exception:  # pragma: no cover - depends on the environment
+            _NUMBA["ok"] = False
+    return _NUMBA["ok"]
+
+
+def resolve_engine(engine: str, nbytes: int | None = None) -> str:
+    """``"numba"`` when compiled kernels are wanted and available, else ``"numpy"``.
+
+    ``"auto"`` uses them for jobs of at least ``NUMBA_MIN_BYTES`` (results are identical, and small
+    jobs never wait for a first compilation). ``NORMLAB_ENGINE=numpy`` turns them off everywhere;
+    ``NORMLAB_ENGINE=numba`` uses them whatever the size.
+    """
+    env = env_engine()
+    if env == "numpy" or engine == "numpy":
+        return "numpy"
+    forced = engine == "numba" or env == "numba"
+    if not forced and nbytes is not None and nbytes < NUMBA_MIN_BYTES:
+        return "numpy"  # decided before importing numba at all
+    return "numba" if numba_available() else "numpy"
+
+
+def n_workers() -> int:
+    """Worker threads of the NumPy engine: ``NORMLAB_THREADS``, else the usable cores (at most 8)."""
+    env = os.environ.get("NORMLAB_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), 8))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, min(os.cpu_count() or 1, 8))
+
+
+def pool():
+    """A process-wide thread pool for the NumPy engine (NumPy releases the GIL in its loops)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _POOL.get("pid") != os.getpid():  # a forked child must not reuse its parent's threads
+        _POOL.clear()
+        _POOL["pid"] = os.getpid()
+        _POOL["pool"] = ThreadPoolExecutor(
+            max_workers=n_workers(), thread_name_prefix="normlab-stats"
+        )
+    return _POOL["pool"]
+
+
+def pmap(fn, items, parallel: bool):
+    """``fn(*item)`` for each item, results in order; at most ``2 * workers`` items in flight."""
+    if not parallel:
+        for item in items:
+            yield fn(*item)
+        return
+    workers = pool()
+    window: deque = deque()
+    limit = 2 * n_workers()
+    for item in items:
+        window.append(workers.submit(fn, *item))
+        if len(window) >= limit:
+            yield window.popleft().result()
+    while window:
+        yield window.popleft().result()
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A per-thread reusable buffer (avoids mapping fresh pages for every chunk)."""
+    buf = getattr(_LOCAL, name, None)
+    need = math.prod(shape) * np.dtype(dtype).itemsize
+    if buf is None or buf.nbytes < need:
+        buf = np.empty(max(need, 1), np.uint8)
+        setattr(_LOCAL, name, buf)
+    return buf[:need].view(dtype).reshape(shape)
