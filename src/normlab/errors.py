@@ -23,6 +23,7 @@ __all__ = [
     "NormlabError",
     "NormlabWarning",
     "NotFittedError",
+    "ParameterError",
     "PersistError",
     "UsageError",
     "ZeroVarianceWarning",
@@ -111,6 +112,10 @@ class PersistError(NormlabError, ValueError):
 
 class DatasetError(NormlabError, ValueError):
     """A dataset spec or a dataset file is wrong (bad path, corrupt file, inconsistent sizes)."""
+
+
+class ParameterError(NormlabError, ValueError):
+    """A constructor or function argument is not valid (unknown choice, out of range, wrong type of value)."""
 
 
 class UsageError(NormlabError, ValueError):

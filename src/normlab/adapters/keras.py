@@ -31,7 +31,7 @@ from keras import ops
 from normlab.core._estimator import check_is_fitted
 from normlab.core._formulas import FORMULA_NAMES, TWO_PASS, FormulaSpec, apply
 from normlab.core.axes import describe_layout, resolve_layout
-from normlab.errors import LayoutError, NormlabError
+from normlab.errors import LayoutError, NormlabError, ParameterError
 
 __all__ = ["Normalize", "SampleNormalize", "to_keras"]
 
@@ -138,7 +138,7 @@ class SampleNormalize(keras.layers.Layer):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if formula not in self.FORMULAS:
-            raise ValueError(f"SampleNormalize(formula={formula!r}) is not known; expected one of {self.FORMULAS}.")
+            raise ParameterError(f"SampleNormalize(formula={formula!r}) is not known; expected one of {self.FORMULAS}.")
         lay = resolve_layout(per, (1,) * ndim, channel_axis, owner=f"SampleNormalize(per={per!r})")
         if lay.stateful or not lay.reduce_axes:
             raise LayoutError(

@@ -31,7 +31,7 @@ from torch import nn
 from normlab.core._estimator import check_is_fitted
 from normlab.core._formulas import FORMULA_NAMES
 from normlab.core.axes import describe_layout, resolve_layout
-from normlab.errors import LayoutError, NormlabError
+from normlab.errors import LayoutError, NormlabError, ParameterError
 
 __all__ = ["MeanStd", "Normalize", "SampleNormalize", "dataset_stats", "to_torch"]
 
@@ -236,7 +236,7 @@ class SampleNormalize(nn.Module):
                  n_channels: int = -1, divisor: float = 1.0, lo: float = 0.0, hi: float = 1.0, nan: str = "raise"):
         super().__init__()
         if formula not in FORMULA_NAMES:
-            raise ValueError(f"SampleNormalize(formula={formula!r}) is not known; expected one of {FORMULA_NAMES}.")
+            raise ParameterError(f"SampleNormalize(formula={formula!r}) is not known; expected one of {FORMULA_NAMES}.")
         if per not in ("sample", "sample-channel"):
             raise LayoutError(
                 f"SampleNormalize(per={per!r}) is not a per-sample mode; expected 'sample' or 'sample-channel'."

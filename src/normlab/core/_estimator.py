@@ -30,7 +30,14 @@ from normlab.core._hooks import export
 from normlab.core._kernels import affine_transform
 from normlab.core.axes import Layout, resolve_layout, resolve_per
 from normlab.core.persist import save_normalizer
-from normlab.errors import DataError, LayoutError, NormlabError, NotFittedError, ZeroVarianceWarning
+from normlab.errors import (
+    DataError,
+    LayoutError,
+    NormlabError,
+    NotFittedError,
+    ParameterError,
+    ZeroVarianceWarning,
+)
 
 __all__ = ["Normalizer", "check_is_fitted"]
 
@@ -106,7 +113,7 @@ class Normalizer:
         valid = self._get_param_names()
         for key, value in params.items():
             if key not in valid:
-                raise ValueError(
+                raise ParameterError(
                     f"{type(self).__name__} has no parameter {key!r}; expected one of {', '.join(valid)}."
                 )
             setattr(self, key, value)
@@ -138,18 +145,18 @@ class Normalizer:
     def _validate_params(self) -> None:
         resolve_per(self.per, 2)  # raises on an unknown mode
         if self.zero_std not in ("unit", "raise"):
-            raise ValueError(
+            raise ParameterError(
                 f"{type(self).__name__}(zero_std={self.zero_std!r}) is not a valid choice; expected 'unit' "
                 "(divide constant entries by 1, with a warning) or 'raise'."
             )
         if self.nan not in ("raise", "ignore"):
-            raise ValueError(
+            raise ParameterError(
                 f"{type(self).__name__}(nan={self.nan!r}) is not a valid choice; expected 'raise' or 'ignore'."
             )
         if self.dtype is not None:
             dt = np.dtype(self.dtype)
             if dt.kind != "f":
-                raise ValueError(
+                raise ParameterError(
                     f"{type(self).__name__}(dtype={self.dtype!r}) must be a float dtype such as 'float32' or "
                     "'float64', since normalized values are fractions."
                 )

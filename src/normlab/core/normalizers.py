@@ -14,7 +14,7 @@ import numpy as np
 from normlab.core._estimator import Normalizer, check_is_fitted
 from normlab.core._formulas import FORMULAS, NUMPY_OPS, FormulaSpec
 from normlab.core.axes import resolve_per
-from normlab.errors import DataError
+from normlab.errors import DataError, ParameterError
 
 __all__ = ["Center", "Identity", "LpNormalize", "MinMax", "Normalizer", "Robust", "Scale", "Standardize",
            "check_is_fitted"]
@@ -98,9 +98,9 @@ class Scale(Normalizer):
         super()._validate_params()
         if isinstance(self.by, str):
             if self.by not in ("dtype", "max"):
-                raise ValueError(f"Scale(by={self.by!r}) is not valid; expected a number, 'dtype' or 'max'.")
+                raise ParameterError(f"Scale(by={self.by!r}) is not valid; expected a number, 'dtype' or 'max'.")
         elif not (isinstance(self.by, (int, float, np.number)) and np.isfinite(self.by) and self.by > 0):
-            raise ValueError(f"Scale(by={self.by!r}) must be a positive finite number, 'dtype' or 'max'.")
+            raise ParameterError(f"Scale(by={self.by!r}) must be a positive finite number, 'dtype' or 'max'.")
 
     def _divisor(self) -> float:
         if self.by == "dtype":
@@ -240,7 +240,7 @@ class MinMax(Normalizer):
         super()._validate_params()
         lo, hi = self.feature_range
         if not lo < hi:
-            raise ValueError(
+            raise ParameterError(
                 f"MinMax(feature_range={tuple(self.feature_range)!r}) must be (lo, hi) with lo < hi, e.g. (0, 1)."
             )
 
@@ -291,7 +291,7 @@ class Robust(Normalizer):
         super()._validate_params()
         lo, hi = self.quantile_range
         if not 0 <= lo < hi <= 100:
-            raise ValueError(
+            raise ParameterError(
                 f"Robust(quantile_range={tuple(self.quantile_range)!r}) must be percentages with "
                 "0 <= lo < hi <= 100, e.g. (25, 75)."
             )
@@ -340,11 +340,11 @@ class LpNormalize(Normalizer):
     def _validate_params(self) -> None:
         super()._validate_params()
         if self.order not in (1, 2, np.inf):
-            raise ValueError(f"LpNormalize(order={self.order!r}) is not supported; expected 1, 2 or np.inf.")
+            raise ParameterError(f"LpNormalize(order={self.order!r}) is not supported; expected 1, 2 or np.inf.")
 
     def partial_fit(self, X: Any, y: Any = None) -> Normalizer:
         if self.order == 1 and resolve_per(self.per, 2) not in ("sample", "sample-channel"):
-            raise ValueError(
+            raise ParameterError(
                 f"LpNormalize(order=1, per={self.per!r}): the L1 norm over a whole dataset is not among the "
                 "streamed statistics; expected order=2 or np.inf for a stateful mode, or per='sample'."
             )

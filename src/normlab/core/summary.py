@@ -15,7 +15,7 @@ from normlab.core import normalizers as nz
 from normlab.core._fitting import StatsFeed, iter_input
 from normlab.core.axes import resolve_layout, resolve_per
 from normlab.core.persist import atomic_write_text, decode, to_document
-from normlab.errors import LayoutError, PersistError
+from normlab.errors import LayoutError, ParameterError, PersistError
 
 __all__ = ["DatasetStats", "stats"]
 
@@ -129,7 +129,7 @@ class DatasetStats:
         """
         classes = {"standardize": nz.Standardize, "center": nz.Center, "minmax": nz.MinMax}
         if kind not in classes:
-            raise ValueError(f"to_normalizer(kind={kind!r}) expected one of {', '.join(classes)}.")
+            raise ParameterError(f"to_normalizer(kind={kind!r}) expected one of {', '.join(classes)}.")
         layout = resolve_layout(self.per, (1, *self.sample_shape), self.channel_axis)
         return classes[kind].from_stats(_Frozen(self), layout=layout, fit_dtype=self.dtype,
                                         n_samples_seen=self.n_samples, per=self.per,
@@ -193,7 +193,7 @@ class _Frozen:
 
     def quantile(self, q: float) -> np.ndarray:
         if q not in self._s.quantiles:
-            raise ValueError(f"these statistics hold the quantiles {sorted(self._s.quantiles)}, not {q}.")
+            raise ParameterError(f"these statistics hold the quantiles {sorted(self._s.quantiles)}, not {q}.")
         return self._s.quantiles[q]
 
 
@@ -240,7 +240,7 @@ def stats(
         )
     qs = tuple(float(q) for q in quantiles)
     if any(not 0 <= q <= 1 for q in qs):
-        raise ValueError(f"normlab.stats(quantiles={quantiles!r}) must lie in [0, 1], e.g. (0.25, 0.5, 0.75).")
+        raise ParameterError(f"normlab.stats(quantiles={quantiles!r}) must lie in [0, 1], e.g. (0.25, 0.5, 0.75).")
     feed = StatsFeed(per, channel_axis, f"normlab.stats(per={per!r})", quantiles=bool(qs), nan=nan)
     for batch in iter_input(data, "normlab.stats", split=split, batch_size=batch_size):
         feed.update(batch)
