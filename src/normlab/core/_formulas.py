@@ -126,6 +126,7 @@ def _zero_range(center: Any, scale: Any, s: Any, ops: Any) -> Any:
 
 
 def _zero_exact(center: Any, scale: Any, s: Any, ops: Any) -> Any:
+    """Only an exactly zero scale: for constant scales (1, 255) and norms, which need no rounding bound."""
     return scale == 0
 
 
@@ -187,10 +188,10 @@ def _linf(s: Any, ops: Any, spec: FormulaSpec) -> tuple[Any, Any]:
 
 #: Every formula normlab knows, by name: the one place where a normalizer's arithmetic is written.
 FORMULAS: dict[str, Formula] = {
-    "identity": Formula(_identity, _zero_relative, "spread"),
-    "scale": Formula(_scale, _zero_relative, "magnitude"),
+    "identity": Formula(_identity, _zero_exact, "spread"),
+    "scale": Formula(_scale, _zero_exact, "magnitude"),
     "scale-max": Formula(_scale_max, _zero_relative, "magnitude"),
-    "center": Formula(_center, _zero_relative, "spread"),
+    "center": Formula(_center, _zero_exact, "spread"),
     "standardize": Formula(_standardize, _zero_variance, "variance"),
     "minmax": Formula(_minmax, _zero_range, "range", presafe=True),
     "robust": Formula(_robust, _zero_relative, "interquartile range"),
