@@ -164,6 +164,11 @@ class DatasetStats:
         try:
             arrays = {k: decode(f[k], f"{where}: {k}") for k in ("count", "mean", "var", "min", "max")}
             quantiles = {float(k): decode(v, f"{where}: {k}") for k, v in f.get("quantiles", {}).items()}
+            if not all(isinstance(a, np.ndarray) for a in [*arrays.values(), *quantiles.values()]):
+                raise PersistError(f"Cannot load {where!r}: its statistics are not arrays; the file is damaged.")
+            count = np.asarray(arrays["count"], np.float64)
+            if np.any(~np.isfinite(count) | (count < 0) | (count != np.round(count)) | (count >= 2**63)):
+                raise PersistError(f"Cannot load {where!r}: its count entries are not sample counts; the file is damaged.")
             out = cls(per=p["per"], layout=p["layout"], sample_shape=tuple(f["sample_shape"]),
                       channel_axis=int(f["channel_axis"]), dtype=str(np.dtype(f["dtype"])),
                       n_samples=int(f["n_samples"]), count=arrays["count"].astype(np.int64),
@@ -175,11 +180,31 @@ class DatasetStats:
         shapes = {np.shape(v) for v in (out.mean, out.var, out.min, out.max, out.count)}
         if len(shapes) != 1:
             raise PersistError(f"Cannot load {where!r}: its statistics have inconsistent shapes {sorted(shapes)}.")
+        _check_saved_values(out, where)
         return out
 
     def __repr__(self) -> str:
         return (f"DatasetStats(per={self.per!r}, layout={self.layout!r}, n_samples={self.n_samples}, "
                 f"mean={np.round(self.mean, 6).tolist() if np.size(self.mean) <= 8 else '...'})")
+
+
+def _check_saved_values(s: DatasetStats, where: str) -> None:
+    """Refuse statistics no data can have: negative variances, min > max, infinite moments, quantiles
+    outside [0, 1] (entries without values may hold NaN; counts are checked while decoding)."""
+    seen = np.asarray(s.count) > 0
+    problems = {
+        "mean": seen & ~np.isfinite(s.mean),
+        "var": seen & ~(np.isfinite(s.var) & (s.var >= 0)),
+        "min/max": seen & ~(np.isfinite(s.min) & np.isfinite(s.max) & (s.min <= s.max)),
+    }
+    if s.n_samples < 0 or any(not 0 <= q <= 1 for q in s.quantiles):
+        problems["n_samples/quantiles"] = np.ones(1, bool)
+    for name, bad in problems.items():
+        if np.any(bad):
+            raise PersistError(
+                f"Cannot load {where!r}: its {name} entries hold values no data can have (e.g. a negative "
+                "variance or count, or min > max); the file is damaged. Compute the statistics again."
+            )
 
 
 class _Frozen:
