@@ -1,1 +1,2 @@
-"""The NumPy-only core: axes (what ``per=`` means), statistics, normalizers, persistence."""
+"""The NumPy-only core: axes (what ``per=`` means), statistics (engine, chunks, kernels, scan, quantile
+store, accumulator), the formula table, normalizers, persistence. See ``docs/architecture.md``."""
