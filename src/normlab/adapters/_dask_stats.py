@@ -456,7 +456,7 @@ def transform(normalizer: Any, x: Any) -> Any:
     check_is_fitted(normalizer, "transform()")
     shape = (1, *(int(s) for s in x.shape[1:]))
     owner = f"{type(normalizer).__name__}(per={normalizer.per_!r})"
-    layout = resolve_layout(normalizer.per_, shape, normalizer.channel_axis, owner=owner)
+    layout = resolve_layout(normalizer.per_, shape, normalizer.layout_.channel_axis, owner=owner)
     whole = layout.keep_axes if layout.stateful else tuple(range(1, x.ndim))
     split = [a for a in whole if a != 0 and len(x.chunks[a]) > 1]
     if split:

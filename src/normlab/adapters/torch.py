@@ -31,6 +31,7 @@ from torch import nn
 from normlab.core._estimator import check_is_fitted
 from normlab.core._formulas import FORMULA_NAMES
 from normlab.core.axes import describe_layout, resolve_layout
+from normlab.core.summary import stats
 from normlab.errors import LayoutError, NormlabError, ParameterError
 
 __all__ = ["MeanStd", "Normalize", "SampleNormalize", "dataset_stats", "to_torch"]
@@ -410,7 +411,9 @@ class MeanStd(NamedTuple):
     std: torch.Tensor
 
 
-def dataset_stats(data: Any, per: str = "channel", *, channel_axis: int = 1, nan: str = "raise") -> MeanStd:
+def dataset_stats(
+    data: Any, per: str = "channel", *, channel_axis: int | None = None, scale: str = "raw", nan: str = "raise"
+) -> MeanStd:
     """Exact mean and std of a ``DataLoader``, ``Dataset``, tensor or array: what ``transforms.Normalize`` needs.
 
     The statistics are pooled over every value of the dataset (not averaged per batch or per image, which
@@ -422,15 +425,19 @@ def dataset_stats(data: Any, per: str = "channel", *, channel_axis: int = 1, nan
     data : DataLoader, Dataset, IterableDataset, tensor, array or iterable of batches
         Batches may be tensors or ``(x, y)`` pairs; the last batch may be smaller.
     per : {"channel", "global", "feature"}, default "channel"
-    channel_axis : int, default 1
-        PyTorch's ``(n, c, h, w)`` layout; pass ``-1`` for channels-last ``(n, h, w, c)`` data.
+    channel_axis : int, optional
+        Unset: PyTorch's ``(n, c, h, w)`` for tensors, Datasets and DataLoaders, ``(n, h, w, c)`` for NumPy
+        arrays (data that looks laid out the other way raises a ``LayoutError``); pass ``1`` or ``-1``.
+    scale : {"raw", "unit"}, default "raw"
+        ``"raw"``: in the data's own units (what a model fed raw uint8 tensors sees). ``"unit"``: integer data
+        divided by its dtype's maximum (255 for uint8), i.e. what ``transforms.Normalize(mean, std)`` needs
+        after ``ToTensor()``; float data is left as it is (``ToTensor()`` does not rescale floats).
     nan : {"raise", "ignore"}
 
     Returns
     -------
     MeanStd
-        ``mean`` and ``std`` (ddof=0), float64 tensors of shape ``(c,)`` for ``per="channel"``, in the
-        data's units (divide by 255 for uint8 images that the model will see as ``ToTensor()`` output).
+        ``mean`` and ``std`` (ddof=0), float64 tensors of shape ``(c,)`` for ``per="channel"``.
 
     Examples
     --------
@@ -440,11 +447,11 @@ def dataset_stats(data: Any, per: str = "channel", *, channel_axis: int = 1, nan
     >>> mean, std = dataset_stats(DataLoader(TensorDataset(x), batch_size=1))
     >>> mean
     tensor([ 7.5000, 11.5000, 15.5000], dtype=torch.float64)
+    >>> dataset_stats(DataLoader(TensorDataset(x), batch_size=1), scale="unit").mean   # after ToTensor()
+    tensor([0.0294, 0.0451, 0.0608], dtype=torch.float64)
     """
-    from normlab.adapters import as_batches
-    from normlab.core.summary import stats
-
-    s = stats(as_batches(data), per=per, channel_axis=channel_axis, quantiles=(), nan=nan,
-              source="normlab.torch.dataset_stats")
-    return MeanStd(torch.from_numpy(np.array(s.mean, dtype=np.float64)),
-                   torch.from_numpy(np.array(s.std, dtype=np.float64)))
+    if scale not in ("raw", "unit"):
+        raise ParameterError(f"dataset_stats(scale={scale!r}) is not a choice; expected 'raw' or 'unit'.")
+    s = stats(data, per=per, channel_axis=channel_axis, quantiles=(), nan=nan, source="normlab.torch.dataset_stats")
+    mean, std = (s.unit_mean, s.unit_std) if scale == "unit" and s.unit_divisor is not None else (s.mean, s.std)
+    return MeanStd(torch.from_numpy(np.array(mean, dtype=np.float64)), torch.from_numpy(np.array(std, dtype=np.float64)))

@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="a dataset spec (digits, mnist:DIR, images:DIR, csv:FILE, x.npy, ...)")
     p.add_argument("--per", default="auto", choices=["auto", "global", "channel", "feature"],
                    help="what one statistic is computed for (default: channel for images, feature for tables)")
-    p.add_argument("--channel-axis", type=int, default=-1, help="where channels are: -1 (default) or 1")
+    p.add_argument("--channel-axis", type=int, default=None,
+                   help="where channels are: -1 (channels-last, the default for files) or 1 (channels-first)")
     p.add_argument("--nan", default="raise", choices=["raise", "ignore"], help="what to do with NaN values")
     p.add_argument("--out", metavar="FILE", help="also save the statistics as JSON (read with normlab.load)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

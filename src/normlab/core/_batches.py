@@ -15,7 +15,7 @@ import numpy as np
 
 from normlab.errors import DataTypeError
 
-__all__ = ["DEFAULT_BATCH_SIZE", "as_batches"]
+__all__ = ["DEFAULT_BATCH_SIZE", "as_batches", "convention_channel_axis"]
 
 
 #: Samples per batch when a dataset yields single samples.
@@ -166,3 +166,20 @@ def _len(obj: Any) -> int | None:
         return len(obj)
     except TypeError:
         return None
+
+
+def convention_channel_axis(obj: Any) -> int:
+    """Where the input's own framework puts channels: ``1`` for PyTorch, ``-1`` for everything else.
+
+    PyTorch tensors, ``Dataset``s and ``DataLoader``s are channels-first ``(n, c, h, w)``; NumPy arrays,
+    pandas, Keras ``PyDataset``s, normlab datasets and plain iterables channels-last ``(n, h, w, c)``.
+    Recognized by class, without importing torch.
+
+    >>> import numpy as np
+    >>> convention_channel_axis(np.zeros((2, 3, 4, 4)))
+    -1
+    """
+    kind = _framework_kind(obj)
+    if kind in ("loader", "map", "iterable"):
+        return 1
+    return 1 if (type(obj).__module__ or "").startswith("torch") and hasattr(obj, "detach") else -1

@@ -86,7 +86,7 @@ class Normalizer:
         self,
         *,
         per: str = "auto",
-        channel_axis: int = -1,
+        channel_axis: int | None = None,
         dtype: Any = None,
         zero_std: str = "unit",
         nan: str = "raise",
@@ -134,6 +134,8 @@ class Normalizer:
         note = ""
         if per_ is not None and self.per == "auto":
             note = f"  # per='auto' resolved to per={per_!r} for {self.layout_.describe()}"
+        elif per_ is not None and self.channel_axis is None and self.layout_.ndim > 2:
+            note = f"  # layout {self.layout_.describe()}, by the input's convention"
         return f"{type(self).__name__}({', '.join(args)}){note}"
 
     def _who(self) -> str:
@@ -144,6 +146,13 @@ class Normalizer:
 
     def _validate_params(self) -> None:
         resolve_per(self.per, 2)  # raises on an unknown mode
+        if self.channel_axis is not None and (
+            isinstance(self.channel_axis, bool) or not isinstance(self.channel_axis, (int, np.integer))
+        ):
+            raise ParameterError(
+                f"{type(self).__name__}(channel_axis={self.channel_axis!r}) must be an integer such as -1 "
+                "(channels-last) or 1 (channels-first), or None to follow the input's convention."
+            )
         if self.zero_std not in ("unit", "raise"):
             raise ParameterError(
                 f"{type(self).__name__}(zero_std={self.zero_std!r}) is not a valid choice; expected 'unit' "
@@ -184,7 +193,8 @@ class Normalizer:
         self._validate_params()
         feed = self.__dict__.get("_feed")
         if feed is None:
-            feed = StatsFeed(self.per, self.channel_axis, self._who(), quantiles=self._needs_quantiles, nan=self.nan)
+            feed = StatsFeed(self.per, self.channel_axis, self._who(), quantiles=self._needs_quantiles, nan=self.nan,
+                             data=X)
         names = _feature_names(X)
         if names is not None or hasattr(self, "feature_names_in_"):
             _check_feature_names(self, names, reset=not hasattr(self, "per_"))
@@ -282,9 +292,14 @@ class Normalizer:
         x = as_array(X, self._who())
         if self.nan == "raise":
             check_finite(x, f"{self._who()}.{method}()")
-        layout = resolve_layout(self.per_, x.shape, self.channel_axis, owner=self._who())
+        layout = resolve_layout(self.per_, x.shape, self._fitted_channel_axis(x.ndim), owner=self._who())
         check_compatible(self.layout_, layout, self._who(), verb=f"{method}()")
         return x, layout
+
+    def _fitted_channel_axis(self, ndim: int) -> int:
+        """The channel axis fit used, for ``ndim``-D input (input of another rank is then refused by
+        ``check_compatible`` with the message that says so)."""
+        return self.layout_.channel_axis if self.layout_.ndim == ndim else -1
 
     def affine_(self, shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(shift, inv_scale)``, float64, shaped to broadcast against fitted-layout input.
@@ -298,7 +313,7 @@ class Normalizer:
                 f"{self._who()} computes its statistics per sample at transform time, so it has no fitted "
                 "shift and scale; expected a stateful mode (per='global', 'channel' or 'feature')."
             )
-        lay = self.layout_ if shape is None else resolve_layout(self.per_, shape, self.channel_axis)
+        lay = self.layout_ if shape is None else resolve_layout(self.per_, shape, self._fitted_channel_axis(len(shape)))
         bshape = lay.broadcast_shape
         return self.center_.reshape(bshape), (1.0 / self.scale_).reshape(bshape)
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from normlab._progress import Progress
-from normlab.core._batches import as_batches
+from normlab.core._batches import as_batches, convention_channel_axis
 from normlab.core._hooks import collection_feeder
-from normlab.core.axes import Layout, resolve_layout
+from normlab.core.axes import Layout, check_guessed_channel_axis, resolve_layout
 from normlab.core.stats import StatsAccumulator
 from normlab.errors import DataError, DataTypeError, LayoutError, NonFiniteError, nonfinite_message
 
@@ -160,15 +160,19 @@ class StatsFeed:
 
     Parameters
     ----------
-    per, channel_axis : as for the normalizers.
+    per, channel_axis : as for the normalizers; ``channel_axis=None`` takes the convention of ``data``
+        (:func:`~normlab.core._batches.convention_channel_axis`), checked on the first batch by
+        :func:`~normlab.core.axes.check_guessed_channel_axis`.
     who : str
         How to name the caller in messages, e.g. ``"Standardize(per='channel')"``.
     quantiles, nan : forwarded to :class:`~normlab.core.stats.StatsAccumulator`.
     """
 
-    def __init__(self, per: str, channel_axis: int, who: str, *, quantiles: bool = False, nan: str = "raise"):
+    def __init__(self, per: str, channel_axis: int | None, who: str, *, quantiles: bool = False, nan: str = "raise",
+                 data: Any = None):
         self.per = per
-        self.channel_axis = channel_axis
+        self.guessed = channel_axis is None  # then the input's convention decides, and the guard checks it
+        self.channel_axis = convention_channel_axis(data) if channel_axis is None else channel_axis
         self.who = who
         self.quantiles = quantiles
         self.nan = nan
@@ -183,6 +187,8 @@ class StatsFeed:
             return feed(self, x)
         layout = resolve_layout(self.per, x.shape, self.channel_axis, owner=self.who)
         if self.layout is None:
+            if self.guessed:
+                check_guessed_channel_axis(layout, self.who)
             self.layout = layout
             self.dtype = x.dtype
         else:

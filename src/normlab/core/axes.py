@@ -29,7 +29,16 @@ import numpy as np
 
 from normlab.errors import LayoutError
 
-__all__ = ["PER_MODES", "STATEFUL_MODES", "Layout", "describe_layout", "resolve_layout", "resolve_per"]
+__all__ = [
+    "CONVENTIONS",
+    "PER_MODES",
+    "STATEFUL_MODES",
+    "Layout",
+    "check_guessed_channel_axis",
+    "describe_layout",
+    "resolve_layout",
+    "resolve_per",
+]
 
 PER_MODES = ("auto", "global", "channel", "feature", "sample", "sample-channel")
 STATEFUL_MODES = ("global", "channel", "feature")
@@ -131,6 +140,46 @@ class Layout:
             return x.reshape(x.shape[0], -1, 1)
         c = self.channel_axis
         return x.reshape(prod(x.shape[:c]), x.shape[c], prod(x.shape[c + 1 :]))
+
+
+#: What a channel axis that normlab chose (rather than the user) stands for, by the input's convention.
+CONVENTIONS = {-1: "channels-last, the NumPy convention", 1: "channels-first, the PyTorch convention"}
+
+
+def check_guessed_channel_axis(layout: Layout, owner: str = "normlab") -> None:
+    """Refuse a channel axis normlab chose by convention when the data says otherwise.
+
+    The rule, one for the API, the CLI, ``check`` and the adapters: when the channel axis was not given and
+    the one the input's convention picks (``-1`` for NumPy, ``1`` for PyTorch) holds more than 4 entries
+    while another non-sample axis holds 1, 3 or 4, the data is probably laid out the other way, so a
+    :class:`~normlab.errors.LayoutError` names both readings and the argument that picks one.
+
+    >>> check_guessed_channel_axis(resolve_layout("channel", (8, 32, 32, 3)))   # channels-last: fine
+    >>> check_guessed_channel_axis(resolve_layout("channel", (8, 1, 28, 28)))
+    Traceback (most recent call last):
+    ...
+    normlab.errors.LayoutError: normlab chose channel_axis=-1 (channels-last, the NumPy convention) for input of shape (8, 1, 28, 28), but that axis holds 28 entries while axis 1 holds 1: the data looks channels-first, (n, c, h, w) with 1 channel(s). Pass channel_axis=1 to read it that way, or channel_axis=-1 to keep 28 channels (CLI: --channel-axis).
+    """
+    if layout.per not in ("channel", "sample-channel") or layout.ndim < 3:
+        return
+    cax = layout.channel_axis
+    n_channels = layout.shape[cax]
+    others = [a for a in range(1, layout.ndim) if a != cax and layout.shape[a] in (1, 3, 4)]
+    if n_channels <= MAX_CHANNELS or not others:
+        return
+    given = -1 if cax == layout.ndim - 1 else cax
+    other = others[0]
+    other_arg = -1 if other == layout.ndim - 1 else other
+    reading = "channels-last, (n, h, w, c)" if other_arg == -1 else "channels-first, (n, c, h, w)"
+    if layout.ndim != 4:
+        reading = f"channels on axis {other}"
+    raise LayoutError(
+        f"{owner} chose channel_axis={given} ({CONVENTIONS.get(given, 'by convention')}) for input of shape "
+        f"{layout.shape}, but that axis holds {n_channels} entries while axis {other} holds "
+        f"{layout.shape[other]}: the data looks {reading} with {layout.shape[other]} channel(s). Pass "
+        f"channel_axis={other_arg} to read it that way, or channel_axis={given} to keep {n_channels} channels "
+        "(CLI: --channel-axis)."
+    )
 
 
 def resolve_layout(per: str, shape: tuple[int, ...], channel_axis: int = -1, *, owner: str = "") -> Layout:

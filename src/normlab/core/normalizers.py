@@ -27,8 +27,10 @@ _COMMON_PARAMS = """
     per : {"auto", "global", "channel", "feature", "sample", "sample-channel"}, default "auto"
         What one statistic is computed for. ``"auto"`` is ``"feature"`` for 2-D input ``(n, f)`` and
         ``"channel"`` for images ``(n, h, w, c)``; the resolved choice is ``per_``.
-    channel_axis : int, default -1
-        Where channels are: ``-1`` for channels-last ``(n, h, w, c)``, ``1`` for ``(n, c, h, w)``.
+    channel_axis : int, optional
+        Where channels are: ``-1`` for channels-last ``(n, h, w, c)``, ``1`` for ``(n, c, h, w)``. Unset, the
+        input's convention decides (PyTorch tensors, Datasets and DataLoaders channels-first, everything
+        else channels-last), and data that looks laid out the other way raises a ``LayoutError``.
     dtype : float dtype, optional
         Output dtype; default float32, or float64 for float64 input.
     zero_std : {"unit", "raise"}, default "unit"
@@ -89,7 +91,7 @@ class Scale(Normalizer):
     array([0. , 0.2, 0.4, 1. ], dtype=float32)
     """
 
-    def __init__(self, by: Any = 255, *, per: str = "auto", channel_axis: int = -1, dtype: Any = None,
+    def __init__(self, by: Any = 255, *, per: str = "auto", channel_axis: int | None = None, dtype: Any = None,
                  zero_std: str = "unit", nan: str = "raise") -> None:
         super().__init__(per=per, channel_axis=channel_axis, dtype=dtype, zero_std=zero_std, nan=nan)
         self.by = by
@@ -231,7 +233,7 @@ class MinMax(Normalizer):
     array([0. , 0.5, 1. ])
     """
 
-    def __init__(self, feature_range: tuple[float, float] = (0, 1), *, per: str = "auto", channel_axis: int = -1,
+    def __init__(self, feature_range: tuple[float, float] = (0, 1), *, per: str = "auto", channel_axis: int | None = None,
                  dtype: Any = None, zero_std: str = "unit", nan: str = "raise") -> None:
         super().__init__(per=per, channel_axis=channel_axis, dtype=dtype, zero_std=zero_std, nan=nan)
         self.feature_range = feature_range
@@ -283,7 +285,7 @@ class Robust(Normalizer):
     _needs_quantiles = True
 
     def __init__(self, quantile_range: tuple[float, float] = (25, 75), *, per: str = "auto",
-                 channel_axis: int = -1, dtype: Any = None, zero_std: str = "unit", nan: str = "raise") -> None:
+                 channel_axis: int | None = None, dtype: Any = None, zero_std: str = "unit", nan: str = "raise") -> None:
         super().__init__(per=per, channel_axis=channel_axis, dtype=dtype, zero_std=zero_std, nan=nan)
         self.quantile_range = quantile_range
 
@@ -332,7 +334,7 @@ class LpNormalize(Normalizer):
            [0. , 0. ]])
     """
 
-    def __init__(self, order: float = 2, *, per: str = "sample", channel_axis: int = -1, dtype: Any = None,
+    def __init__(self, order: float = 2, *, per: str = "sample", channel_axis: int | None = None, dtype: Any = None,
                  zero_std: str = "unit", nan: str = "raise") -> None:
         super().__init__(per=per, channel_axis=channel_axis, dtype=dtype, zero_std=zero_std, nan=nan)
         self.order = order

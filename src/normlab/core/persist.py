@@ -318,7 +318,8 @@ def build_normalizer(doc: dict[str, Any], where: str, classes: dict[str, type]) 
     fitted = {k: decode(v, f"{where}: fitted.{k}") for k, v in doc["fitted"].items()}
     layout, fit_dtype, n_seen = _fitted_layout(fitted, where)
     try:
-        again = resolve_layout(layout.per, layout.shape, params.get("channel_axis", -1))
+        chosen = params.get("channel_axis")  # None: the input's convention chose the fitted axis
+        again = resolve_layout(layout.per, layout.shape, layout.channel_axis if chosen is None else chosen)
     except (TypeError, ValueError) as err:
         raise PersistError(f"Cannot load {where!r}: params.channel_axis does not fit its layout ({err}).") from err
     if again.channel_axis != layout.channel_axis:

@@ -61,6 +61,34 @@ class DatasetStats:
     def median(self) -> np.ndarray | None:
         return self.quantiles.get(0.5)
 
+    @property
+    def unit_divisor(self) -> float | None:
+        """What maps integer data onto [0, 1]: the dtype's maximum (255 for uint8 images, as ``ToTensor()``
+        divides; 65535 for uint16; 1 for bool). None for float data, which is left in its own units."""
+        dt = np.dtype(self.dtype)
+        if dt.kind == "b":
+            return 1.0
+        return float(np.iinfo(dt).max) if dt.kind in "ui" else None
+
+    @property
+    def unit_mean(self) -> np.ndarray | None:
+        """``mean`` on the [0, 1] scale (``mean / unit_divisor``): what ``transforms.Normalize`` wants after
+        ``ToTensor()``. None for float data."""
+        d = self.unit_divisor
+        return None if d is None else np.asarray(self.mean, np.float64) / d
+
+    @property
+    def unit_std(self) -> np.ndarray | None:
+        """``std`` on the [0, 1] scale (``std / unit_divisor``); None for float data."""
+        d = self.unit_divisor
+        return None if d is None else self.std / d
+
+    def _unit_entry(self) -> dict[str, Any] | None:
+        if self.unit_divisor is None:
+            return None
+        return {"divisor": self.unit_divisor, "mean": np.ravel(self.unit_mean).tolist(),
+                "std": np.ravel(self.unit_std).tolist()}
+
     def entry_names(self) -> list[str]:
         """Row labels: ``channel 0``, a feature name, ``(3, 4)`` for a feature position, or ``all``."""
         n = int(np.size(self.mean))
@@ -101,11 +129,10 @@ class DatasetStats:
         ]
         if len(rows) > max_rows:
             lines.append(f"({len(rows) - max_rows} more rows; use --json or --out for all of them)")
-        if np.dtype(self.dtype) == np.uint8:
-            m = ", ".join(f"{v:.6f}" for v in np.ravel(self.mean) / 255)
-            s = ", ".join(f"{v:.6f}" for v in np.ravel(self.std) / 255)
-            if np.size(self.mean) <= 8:
-                lines.append(f"on the [0, 1] scale (x / 255): mean ({m}), std ({s})")
+        unit = self._unit_entry()
+        if unit is not None and np.dtype(self.dtype) != np.bool_ and np.size(self.mean) <= 8:
+            m, s = (", ".join(f"{v:.6f}" for v in unit[k]) for k in ("mean", "std"))
+            lines.append(f"on the [0, 1] scale (x / {unit['divisor']:g}): mean ({m}), std ({s})")
         if self.quantile_rank_error:
             lines.append(f"quantiles are approximate: rank error at most {self.quantile_rank_error:.2e} of the count")
         return "\n".join(lines)
@@ -120,6 +147,7 @@ class DatasetStats:
             "n_samples": self.n_samples,
             "quantile_rank_error": self.quantile_rank_error,
             "entries": self.rows(),
+            "unit_scale": self._unit_entry(),
         }
 
     def to_normalizer(self, kind: str = "standardize") -> Any:
@@ -151,6 +179,7 @@ class DatasetStats:
             "quantile_rank_error": self.quantile_rank_error,
             "names": self.names,
             "summary": self.rows(),
+            "unit_scale": self._unit_entry(),
         }
         fitted["quantiles"] = {k: {"ndarray": np.ravel(v).tolist(), "shape": list(np.shape(v))}
                                for k, v in fitted["quantiles"].items()}
@@ -230,7 +259,7 @@ def stats(
     data: Any,
     *,
     per: str = "auto",
-    channel_axis: int = -1,
+    channel_axis: int | None = None,
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
     nan: str = "raise",
     source: str = "",
@@ -266,7 +295,7 @@ def stats(
     qs = tuple(float(q) for q in quantiles)
     if any(not 0 <= q <= 1 for q in qs):
         raise ParameterError(f"normlab.stats(quantiles={quantiles!r}) must lie in [0, 1], e.g. (0.25, 0.5, 0.75).")
-    feed = StatsFeed(per, channel_axis, f"normlab.stats(per={per!r})", quantiles=bool(qs), nan=nan)
+    feed = StatsFeed(per, channel_axis, f"normlab.stats(per={per!r})", quantiles=bool(qs), nan=nan, data=data)
     for batch in iter_input(data, "normlab.stats", split=split, batch_size=batch_size):
         feed.update(batch)
     lay, acc = feed.layout, feed.acc
