@@ -90,7 +90,7 @@ def test_dataset_stats_unit_scale_is_what_transforms_normalize_wants(mnist_train
     loader = DataLoader(TensorDataset(nchw), batch_size=4096)
     mean, std = normlab.torch.dataset_stats(loader, scale="unit")
     assert round(float(mean[0]), 6) == 0.130660 and round(float(std[0]), 6) == 0.308108  # shared/data README
-    raw_mean, raw_std = normlab.torch.dataset_stats(loader)
+    raw_mean, _raw_std = normlab.torch.dataset_stats(loader)
     assert float(raw_mean[0]) == pytest.approx(float(mean[0]) * 255, rel=1e-15)
     f = torch.zeros((4, 1, 2, 2))  # float data: ToTensor() does not rescale it, and neither does "unit"
     assert normlab.torch.dataset_stats(f, scale="unit").mean.tolist() == [0.0]
