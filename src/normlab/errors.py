@@ -17,6 +17,7 @@ __all__ = [
     "DataError",
     "DataTypeError",
     "DatasetError",
+    "InputScaleWarning",
     "LayoutError",
     "MissingDataError",
     "NonFiniteError",
@@ -147,6 +148,11 @@ class MissingDataError(NormlabError, FileNotFoundError):
 
 class NormlabWarning(UserWarning):
     """Base class of normlab's warnings."""
+
+
+class InputScaleWarning(NormlabWarning):
+    """An exported normalizer receives data on another scale than it was fitted on (e.g. [0, 1] floats
+    into a module fitted on 0-255 pixels)."""
 
 
 class ZeroVarianceWarning(NormlabWarning):

@@ -242,8 +242,8 @@ def test_wrong_layout_is_an_error_that_names_the_fix():
     module = normlab.Standardize(per="channel").fit(x).to_torch()
     with pytest.raises(ValueError, match=r"fitted on 3 channels .* Pass data in the fitted layout"):
         module(torch.zeros(4, 3, 8, 8, dtype=torch.uint8))
-    with pytest.raises(ValueError, match=r"4-D data .* Reshape the input"):
-        module(torch.zeros(4, 8, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"4-D data .* or one 3-D sample\. Reshape the input"):
+        module(torch.zeros(8, 3, dtype=torch.uint8))
     feature = normlab.Center(per="feature").fit(x).to_torch()
     with pytest.raises(ValueError, match=r"samples of shape \[8, 8, 3\] .* Resize the input"):
         feature(torch.zeros(4, 7, 8, 3))
@@ -276,3 +276,33 @@ def test_global_zero_spread_fits_and_exports(mnist_small, assert_matches):
     assert any(issubclass(w.category, normlab.errors.ZeroVarianceWarning) for w in caught)
     assert norm.scale_ == 1.0
     assert_matches(norm.to_torch()(torch.from_numpy(x)).numpy(), norm.transform(x), "Robust(per='global')")
+
+
+def test_a_module_takes_one_sample_so_it_serves_as_a_dataset_transform():
+    x = np.random.default_rng(5).integers(0, 256, (6, 3, 8, 8), dtype=np.uint8)  # (n, c, h, w)
+    for norm in (normlab.Standardize(channel_axis=1).fit(x), normlab.MinMax(per="sample-channel", channel_axis=1).fit(x)):
+        module = norm.to_torch()
+        batch = module(torch.from_numpy(x))
+        one = module(torch.from_numpy(x[2]))  # (c, h, w): what a Dataset's transform receives
+        assert one.shape == (3, 8, 8) and torch.equal(one, batch[2])
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
+def test_a_module_fitted_on_pixels_warns_once_when_fed_unit_scale_floats(mnist_small):
+    from normlab.errors import InputScaleWarning
+
+    x = np.moveaxis(mnist_small[:500], -1, 1).copy()  # uint8 (n, 1, 28, 28)
+    module = normlab.Standardize(channel_axis=1).fit(x).to_torch()
+    as_totensor = torch.from_numpy(x).float() / 255  # the ToTensor() habit
+    with pytest.warns(InputScaleWarning, match=r"fitted on uint8 data in \[0, 255\].*ToTensor\(\)"):
+        module(as_totensor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module(as_totensor)  # once: no second warning, and no per-call cost
+        fresh = normlab.Standardize(channel_axis=1).fit(x).to_torch()
+        fresh(torch.from_numpy(x))  # the fitted scale: silent
+    unit = normlab.Standardize(channel_axis=1).fit(x.astype(np.float32) / 255).to_torch()
+    with pytest.warns(InputScaleWarning, match=r"raw pixels: divide by 255"):
+        unit(torch.from_numpy(x))
+    scripted = torch.jit.script(normlab.Standardize(channel_axis=1).fit(x).to_torch())
+    assert scripted(as_totensor).shape == as_totensor.shape  # scripted modules skip the check

@@ -22,6 +22,7 @@ values already have); NumPy's ``transform`` of float64 input keeps them.
 
 # No ``from __future__ import annotations``: TorchScript reads the annotations below at runtime.
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -30,9 +31,10 @@ from torch import nn
 
 from normlab.core._estimator import check_is_fitted
 from normlab.core._formulas import FORMULA_NAMES
+from normlab.core._ranges import scale_mismatch
 from normlab.core.axes import describe_layout, resolve_layout
 from normlab.core.summary import stats
-from normlab.errors import LayoutError, NormlabError, ParameterError
+from normlab.errors import InputScaleWarning, LayoutError, NormlabError, ParameterError
 
 __all__ = ["MeanStd", "Normalize", "SampleNormalize", "dataset_stats", "to_torch"]
 
@@ -87,9 +89,18 @@ class Normalize(nn.Module):
     channel_axis: int
     n_channels: int
     sample_shape: list[int]
+    fit_dtype: str
+    fit_min: float
+    fit_max: float
+    checked: bool
 
-    def __init__(self, center: Any, scale: Any, *, per: str = "channel", channel_axis: int = -1, ndim: int = 4):
+    def __init__(self, center: Any, scale: Any, *, per: str = "channel", channel_axis: int = -1, ndim: int = 4,
+                 fit_range: tuple[float, float] | None = None, fit_dtype: str = ""):
         super().__init__()
+        # the fitted data's range, for the one-time input-scale check of the first forward()
+        self.fit_min, self.fit_max = (math.nan, math.nan) if fit_range is None else (float(fit_range[0]), float(fit_range[1]))
+        self.fit_dtype = str(fit_dtype)
+        self.checked = fit_range is None
         center = np.asarray(center, dtype=np.float64)
         scale = np.asarray(scale, dtype=np.float64)
         if center.shape != scale.shape:
@@ -145,7 +156,8 @@ class Normalize(nn.Module):
     def from_normalizer(cls, normalizer: Any) -> "Normalize":
         """The module for a fitted stateful normalizer (what ``to_torch()`` returns)."""
         lay = normalizer.layout_
-        return cls(normalizer.center_, normalizer.scale_, per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim)
+        return cls(normalizer.center_, normalizer.scale_, per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim,
+                   fit_range=getattr(normalizer, "input_range_", None), fit_dtype=str(normalizer.fit_dtype_))
 
     def extra_repr(self) -> str:
         return f"per={self.per!r}, layout={self.layout!r}"
@@ -155,7 +167,8 @@ class Normalize(nn.Module):
             raise ValueError(
                 "Normalize(per='" + self.per + "') was fitted on " + str(self.ndim) + "-D data laid out as "
                 + self.layout + " but received a " + str(x.dim()) + "-D tensor of shape " + str(list(x.shape))
-                + "; expected " + str(self.ndim) + "-D input. Reshape the input to the layout used in fit."
+                + "; expected " + str(self.ndim) + "-D input, or one " + str(self.ndim - 1) + "-D sample. "
+                "Reshape the input to the layout used in fit."
             )
         if self.n_channels >= 0 and x.shape[self.channel_axis] != self.n_channels:
             raise ValueError(
@@ -171,7 +184,26 @@ class Normalize(nn.Module):
                 + "; expected the same shape per sample. Resize the input, or fit per='channel'."
             )
 
+    @torch.jit.unused
+    def _check_input_scale(self, x: torch.Tensor) -> None:
+        """Warn once if the first input is on another scale than the fitted data (plain Python only)."""
+        self.checked = True
+        if torch.jit.is_tracing() or torch.compiler.is_compiling() or x.numel() == 0:
+            return
+        lo, hi = torch.aminmax(x.detach().flatten().to(torch.float64))
+        msg = scale_mismatch((self.fit_min, self.fit_max), self.fit_dtype, float(lo), float(hi),
+                             x.is_floating_point(), who="This normlab.torch.Normalize module")
+        if msg:
+            warnings.warn(msg, InputScaleWarning, stacklevel=3)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.checked and not torch.jit.is_scripting():
+            self._check_input_scale(x)
+        if x.dim() == self.ndim - 1:  # one sample, e.g. (c, h, w) as a Dataset transform
+            return self._batch(x.unsqueeze(0)).squeeze(0)
+        return self._batch(x)
+
+    def _batch(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         dtype = self.inv_scale.dtype
         # one row of parameters as long as a sample, so the work runs along long contiguous rows
@@ -275,11 +307,17 @@ class SampleNormalize(nn.Module):
         return f"formula={self.formula!r}, per={self.per!r}, layout={self.layout!r}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == self.ndim - 1:  # one sample, e.g. (c, h, w) as a Dataset transform
+            return self._batch(x.unsqueeze(0)).squeeze(0)
+        return self._batch(x)
+
+    def _batch(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != self.ndim:
             raise ValueError(
                 "SampleNormalize(per='" + self.per + "') was fitted on " + str(self.ndim) + "-D data laid out "
                 "as " + self.layout + " but received a " + str(x.dim()) + "-D tensor of shape "
-                + str(list(x.shape)) + "; expected " + str(self.ndim) + "-D input."
+                + str(list(x.shape)) + "; expected " + str(self.ndim) + "-D input, or one " + str(self.ndim - 1)
+                + "-D sample."
             )
         if self.n_channels >= 0 and x.shape[self.channel_axis] != self.n_channels:
             raise ValueError(

@@ -225,6 +225,13 @@ class Normalizer:
     def _set_center_scale(self, stats: Any) -> None:
         """The fitted ``center_``/``scale_`` (and descriptive attributes) from a statistics view."""
         self._fitted_attributes(stats)
+        try:  # the range of the fitted data, for the input-scale guard of the exported layers
+            lo, hi = float(np.min(stats.min)), float(np.max(stats.max))
+        except AttributeError:  # statistics without extremes (a Keras Normalization layer)
+            pass
+        else:
+            if np.isfinite(lo) and np.isfinite(hi):
+                self.input_range_ = (lo, hi)
         center, scale, mask = apply(self.formula_spec(), stats, NUMPY_OPS)
         self._zero_spread(mask)
         self.center_ = np.asarray(center, np.float64)

@@ -133,7 +133,7 @@ _ARRAY_RULES = {
     "norm_": "nonnegative",
 }
 _LAYOUT_KEYS = ("per_", "layout_", "shape_", "channel_axis_", "fit_dtype_", "n_samples_seen_")
-_OTHER_KEYS = ("n_features_in_", "feature_names_in_", "quantile_rank_error_")
+_OTHER_KEYS = ("n_features_in_", "feature_names_in_", "quantile_rank_error_", "input_range_")
 
 
 def _check_array(name: str, arr: Any, shape: tuple[int, ...], nan_ok: bool, where: str) -> None:
@@ -187,6 +187,11 @@ def _check_fitted(fitted: dict[str, Any], stat_shape: tuple[int, ...] | None, na
             raise PersistError(
                 f"Cannot load {where!r}: fitted.quantile_rank_error_ is {_brief(value)}; expected a fraction."
             )
+        elif name == "input_range_" and not (
+            isinstance(value, list) and len(value) == 2 and all(type(v) in (int, float) for v in value)
+            and all(math.isfinite(v) for v in value) and value[0] <= value[1]
+        ):
+            raise PersistError(f"Cannot load {where!r}: fitted.input_range_ is {_brief(value)}; expected [min, max].")
         elif name == "feature_names_in_" and not (
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
@@ -333,6 +338,8 @@ def build_normalizer(doc: dict[str, Any], where: str, classes: dict[str, type]) 
         fitted.pop(name, None)
     _check_fitted(fitted, layout.stat_shape if layout.stateful else None, params.get("nan") == "ignore", where)
     _check_within_dtype(fitted, fit_dtype, where)
+    if "input_range_" in fitted:
+        fitted["input_range_"] = tuple(float(v) for v in fitted["input_range_"])
     if "feature_names_in_" in fitted:
         fitted["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
     return cls.from_fitted(fitted, layout=layout, fit_dtype=fit_dtype, n_samples_seen=n_seen, **params)
