@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from normlab._files import atomic_write_bytes
 from normlab.adapters._dask_cluster import require_dask
 from normlab.experiments._common import ClusterError, CompareError, MissingDataError, run_failed
 from normlab.experiments.runner import run_task
@@ -106,9 +107,7 @@ def _store_copy(ref: _FileRef, data: bytes) -> str:
     dest = ref.copy
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dest)
+        atomic_write_bytes(dest, data)
     return str(dest)
 
 
