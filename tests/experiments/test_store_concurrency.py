@@ -84,7 +84,9 @@ def test_a_second_compare_on_a_busy_folder_is_refused_and_no_run_is_trained_twic
     assert sorted(keys) == sorted(set(keys)) and len(keys) == 4  # every run once
     assert sessions == 1  # the refused sweep never began a session, let alone trained
 
-    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "resumed: 4 of 4 runs were already finished, 0 trained now" in again.stderr
+    from normlab.experiments import compare
+
+    again = compare(data, validation_split=0.25, methods="none,standardize", model=f"{model}:build", seeds=2,
+                    epochs=2, batch_size=16, workers=1, threads=1, out=out, progress=False)  # fmt: skip
+    assert again.ran == [] and again.n_skipped == 4  # the same sweep, finished: nothing to train
     assert _runs_and_sessions(out / "results.sqlite")[0] == keys
