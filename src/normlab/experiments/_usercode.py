@@ -13,6 +13,7 @@ import os
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 from normlab.errors import NormlabError
@@ -28,11 +29,14 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-def user_frames(exc: BaseException, path: str | None) -> str:
-    """The frames of ``exc``'s traceback that lie in the file ``path``, formatted as Python does ("" if none)."""
+def user_frames(exc: BaseException, path: str | None, tb: TracebackType | None = None) -> str:
+    """The frames of ``exc``'s traceback (or of ``tb``) that lie in the file ``path``, formatted as Python does.
+
+    ``""`` when there are none, or ``path`` is ``None`` (a built-in model).
+    """
     if path is None:
         return ""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _same_file(f.filename, path)]
+    frames = [f for f in traceback.extract_tb(tb or exc.__traceback__) if _same_file(f.filename, path)]
     return "".join(traceback.format_list(frames)).rstrip()
 
 
