@@ -94,6 +94,9 @@ def test_the_plan_is_frozen():
         ({"seeds": 10_000, "methods": "none,scale,max,center,standardize,robust,batchnorm-input,batchnorm-all,"
           "standardize+batchnorm-all,robust+batchnorm-all,scale+batchnorm-input"},
          "10,000 seed pairs × 11 (model, method) combinations make 110,000 runs, above the limit of 100,000"),
+        ({"seed": -5}, "seed=-5 is not a non-negative integer; expected e.g. seed=0."),
+        ({"seed": "0"}, "seed='0' is not a non-negative integer"),
+        ({"seed": 2**63 - 1, "seeds": 2}, "makes seeds up to 9223372036854775808, above 9223372036854775807"),
         ({"threads": 100000}, "threads=100000 is above the limit of 256 PyTorch threads per worker"),
         ({"workers": 10**8}, "workers=100000000 is above the limit of "),
         ({"data_options": {"resize": (100000, 100000)}}, "resize=100000 is above the limit of 8,192 pixels per side"),

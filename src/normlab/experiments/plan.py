@@ -34,12 +34,13 @@ from normlab.experiments.presets import resolve_preset
 from normlab.experiments.splits import SweepData, load_data
 from normlab.experiments.train import OPTIMIZERS, TrainSettings
 
-__all__ = ["MAX_RUNS", "MAX_SEEDS", "MAX_SIDE", "MAX_THREADS", "Sweep", "Task", "cache_folder", "plan",
+__all__ = ["MAX_RUNS", "MAX_SEED", "MAX_SEEDS", "MAX_SIDE", "MAX_THREADS", "Sweep", "Task", "cache_folder", "plan",
            "prepared_files"]  # fmt: skip
 
 #: Limits checked before anything is allocated: seeds per kind, runs per sweep, threads per worker, the
 #: side of a resized image in pixels (the bench holds every split in memory), and local workers per core.
 MAX_SEEDS = 10_000
+MAX_SEED = 2**63 - 1
 MAX_RUNS = 100_000
 MAX_THREADS = 256
 MAX_SIDE = 8192
@@ -201,7 +202,7 @@ def plan(
     settings = _settings(values)
     seed_info = seed_design(
         values["seeds"] if init_seeds is None and order_seeds is None else None,
-        init_seeds, order_seeds, int(seed),
+        init_seeds, order_seeds, seed,
     )  # fmt: skip
     _check_resources(workers, threads, data_options, len(method_specs) * len(model_specs), seed_info)
     dev = _resolve_device(device)
@@ -274,6 +275,15 @@ def seed_design(
     for name, v in (("seeds", seeds), ("init_seeds", init_seeds), ("order_seeds", order_seeds)):
         if v is not None:
             check_positive_int(name, v, 5, noun="count", maximum=MAX_SEEDS, why="seeds of one kind")
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base < 0:
+        raise CompareError(f"seed={base!r} is not a non-negative integer; expected e.g. seed=0.")
+    base = int(base)
+    last = base + max(seeds or 1, init_seeds or 1, order_seeds or 1) - 1
+    if last > MAX_SEED:
+        raise CompareError(
+            f"seed={base} makes seeds up to {last}, above {MAX_SEED} (2**63 - 1), the largest seed torch and "
+            "NumPy accept; expected a smaller seed=, e.g. seed=0."
+        )
     if (init_seeds or 1) * (order_seeds or 1) > MAX_RUNS:
         raise CompareError(
             f"init_seeds={init_seeds} × order_seeds={order_seeds} makes {init_seeds * order_seeds:,} seed "
