@@ -133,8 +133,9 @@ def compare(
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` uses a CUDA GPU when PyTorch sees one.
     workers : int, optional
-        Worker processes (default: one per CPU core; up to 4 sharing a GPU). ``1`` trains in this
-        process.
+        Worker processes (default: one per CPU core; up to 4 sharing a GPU; at most 4 per core). ``1``
+        trains in this process. Workers never import your script again, so a plain script without
+        ``if __name__ == "__main__":`` works.
     threads : int, optional
         PyTorch threads per worker (default ``cores // workers``, at least 1). Numbers are bit-identical
         for the same configuration and the same threads per run; other thread counts change them at
@@ -145,7 +146,8 @@ def compare(
         process still commits every run, so resuming works the same.
     out : path, optional
         The run folder. Default: ``runs/<data>-<model>-<hash>``, named after the configuration, so the
-        same call always resumes the same folder. A folder holding another configuration is refused.
+        same call always resumes the same folder. A folder holding another configuration is refused, and
+        so is a folder another running ``compare`` holds (one sweep per folder: no run is trained twice).
     data_options : dict, optional
         More options for :func:`normlab.data.open` (``target=``, ``resize=``, ...).
     progress : bool, "auto" or "log"
