@@ -116,7 +116,8 @@ def compare(
         Replicates per method (paired: replicate *k* uses init seed and order seed ``seed + k``).
     init_seeds, order_seeds : int
         Vary the two kinds of randomness separately: every combination of ``init_seeds`` weight
-        initializations and ``order_seeds`` batch orders (full factorial).
+        initializations and ``order_seeds`` batch orders (full factorial). Each count is at most 10,000,
+        and a sweep at most 100,000 runs.
     seed : int
         The first seed.
     optimizer : {"adam", "sgd", "rmsprop"}
@@ -137,9 +138,9 @@ def compare(
         trains in this process. Workers never import your script again, so a plain script without
         ``if __name__ == "__main__":`` works.
     threads : int, optional
-        PyTorch threads per worker (default ``cores // workers``, at least 1). Numbers are bit-identical
-        for the same configuration and the same threads per run; other thread counts change them at
-        rounding level only (floating-point sums run in another order).
+        PyTorch threads per worker (default ``cores // workers``, at least 1; at most 256). Numbers are
+        bit-identical for the same configuration and the same threads per run; other thread counts change
+        them at rounding level only (floating-point sums run in another order).
     scheduler : str or distributed.Client, optional
         Run the sweep on a Dask cluster instead of local worker processes: a scheduler address
         (``"tcp://host:8786"``), ``"local"``, or a Client (see :func:`normlab.adapters.dask.connect`). This
