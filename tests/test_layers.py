@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "normlab"
 
 LAYERS = ["base", "core", "data", "check", "adapters", "experiments", "cli", "facade"]
-BASE = {"errors", "_progress", "_version", "_format"}
+BASE = {"errors", "_progress", "_version", "_format", "_files"}
 FACADE = {"normlab", "normlab.torch", "normlab.keras"}
 #: Frameworks the NumPy-only layers never import.
 FRAMEWORKS = ("torch", "keras", "tensorflow", "jax", "dask", "distributed", "matplotlib")

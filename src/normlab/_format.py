@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_list", "fmt", "fmt_cell", "fmt_ratio", "fmt_seq", "text_table"]
+__all__ = ["as_list", "clip_user", "fmt", "fmt_cell", "fmt_ratio", "fmt_seq", "quote_user", "text_table"]
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -106,3 +106,39 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, align: s
         return text.rstrip() if rstrip else text
 
     return [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def quote_user(text: Any, limit: int = 80) -> str:
+    """User content (a file name, a value, a line of a file) quoted for one line of a message.
+
+    Control characters (newlines, ANSI escapes, NUL, ...) and other unprintable characters are escaped as
+    Python would write them, and text longer than ``limit`` characters keeps its start and end around
+    ``…`` with the number of characters left out, so that a 40 MB line never reaches a terminal.
+
+    >>> quote_user("runs/mnist")
+    "'runs/mnist'"
+    >>> quote_user("evil\\n\\x1b[31mred.png")
+    "'evil\\\\n\\\\x1b[31mred.png'"
+    >>> quote_user("x" * 200, limit=20)
+    "'xxxxxxxxx…(182 more)…xxxxxxxxx'"
+    """
+    return "'" + clip_user(text, limit).replace("'", "\\'") + "'"
+
+
+def clip_user(text: Any, limit: int = 1000) -> str:
+    """``text`` with control characters escaped and its middle left out beyond ``limit`` characters.
+
+    What :func:`quote_user` quotes, and what the CLI does to every line of an error message.
+
+    >>> clip_user("a\\tb\\x1b[0m"), clip_user("0123456789", limit=6)
+    ('a\\\\tb\\\\x1b[0m', '01…(6 more)…89')
+    """
+    text = str(text)
+    if len(text) > limit:
+        keep = max(1, (limit - 2) // 2)
+        return f"{_escape(text[:keep])}…({len(text) - 2 * keep} more)…{_escape(text[-keep:])}"
+    return _escape(text)
+
+
+def _escape(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

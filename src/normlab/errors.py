@@ -24,6 +24,7 @@ __all__ = [
     "NormlabError",
     "NormlabWarning",
     "NotFittedError",
+    "OutputError",
     "ParameterError",
     "PersistError",
     "UsageError",
@@ -109,6 +110,11 @@ def nonfinite_message(
 
 class PersistError(NormlabError, ValueError):
     """A saved file is missing, corrupted, truncated, foreign, or from a newer normlab."""
+
+
+class OutputError(PersistError, OSError):
+    """A file or folder cannot be written: a read-only or missing folder, a full disk, a folder where a file
+    belongs (or a file where a folder belongs). ``errno`` is the system's error number when it gave one."""
 
 
 class DatasetError(NormlabError, ValueError):

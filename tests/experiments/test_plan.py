@@ -7,6 +7,7 @@ run folder written then must resume now, so the same configuration must give the
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -86,9 +87,22 @@ def test_the_plan_is_frozen():
         ({"workers": 0}, "workers=0 is not a positive integer; expected e.g. workers=2."),
         ({"threads": "2"}, "threads='2' is not a positive integer; expected e.g. threads=1."),
         ({"lr": float("inf")}, "lr=inf is not a positive learning rate; expected e.g. 0.001."),
+        ({"lr": "fast"}, "lr='fast' is not a positive learning rate; expected e.g. 0.001."),
+        # beyond what a machine can run: refused with the limit before anything is allocated
+        ({"seeds": 10**9}, "seeds=1000000000 is above the limit of 10,000 seeds of one kind; expected 1 to 10,000"),
+        ({"seeds": None, "init_seeds": 5000, "order_seeds": 5000}, "makes 25,000,000 seed pairs, above the limit of 100,000 runs"),
+        ({"seeds": 10_000, "methods": "none,scale,max,center,standardize,robust,batchnorm-input,batchnorm-all,"
+          "standardize+batchnorm-all,robust+batchnorm-all,scale+batchnorm-input"},
+         "10,000 seed pairs × 11 (model, method) combinations make 110,000 runs, above the limit of 100,000"),
+        ({"seed": -5}, "seed=-5 is not a non-negative integer; expected e.g. seed=0."),
+        ({"seed": "0"}, "seed='0' is not a non-negative integer"),
+        ({"seed": 2**63 - 1, "seeds": 2}, "makes seeds up to 9223372036854775808, above 9223372036854775807"),
+        ({"threads": 100000}, "threads=100000 is above the limit of 256 PyTorch threads per worker"),
+        ({"workers": 10**8}, "workers=100000000 is above the limit of "),
+        ({"data_options": {"resize": (100000, 100000)}}, "resize=100000 is above the limit of 8,192 pixels per side"),
     ],
 )
 def test_every_count_is_checked_before_any_work(given, message):
     args = {"methods": "none", "model": "logreg", "seeds": 1, "epochs": 1, **given}
-    with pytest.raises(CompareError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(CompareError, match=re.escape(message)):
         plan(data=object(), **args)  # a wrong count is reported before the data is opened

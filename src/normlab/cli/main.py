@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from normlab._format import clip_user, quote_user
 from normlab._version import __version__
 from normlab.errors import NormlabError
 
@@ -51,17 +52,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except NormlabError as err:
-        message = str(err).strip().splitlines() or [type(err).__name__]
-        print(f"Error: {message[0]}", file=sys.stderr)
-        for line in message[1:]:
-            print(f"  {line}", file=sys.stderr)
-        print(f"hint: see `normlab {args.command} --help`", file=sys.stderr)
-        if os.environ.get("NORMLAB_DEBUG"):
-            raise
-        return 1
+        return _print_error(str(err), args.command)
+    except OSError as err:  # the machine refused (a file, a folder, memory): still one line, never a traceback
+        where = "" if err.filename is None else f"{quote_user(err.filename)}: "
+        return _print_error(f"{where}{err.strerror or err}; expected a readable input and a writable output. "
+                            "Check the path and its permissions, and the free disk space.", args.command)  # fmt: skip
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+
+
+def _print_error(text: str, command: str) -> int:
+    """Print ``Error: <first line>`` (then any further lines, indented) and a hint; exit status 1.
+
+    Every line is clipped and its control characters escaped (:func:`normlab._format.clip_user`), so a
+    message that quotes user content stays short and cannot drive the terminal.
+    """
+    lines = text.strip().splitlines() or ["unknown error"]
+    print(f"Error: {clip_user(lines[0])}", file=sys.stderr)
+    for line in lines[1:]:
+        print(f"  {clip_user(line)}", file=sys.stderr)
+    print(f"hint: see `normlab {command} --help`", file=sys.stderr)
+    if os.environ.get("NORMLAB_DEBUG"):
+        raise
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from normlab._files import atomic_write_text
 from normlab._version import __version__
 from normlab.core.axes import resolve_layout
 from normlab.errors import PersistError
@@ -38,27 +38,6 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _MAX_BYTES = 256 * 1024 * 1024
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX and Windows)."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise PersistError(
-            f"Cannot save to {str(path)!r}: the folder {str(directory)!r} does not exist; expected an existing "
-            "folder. Create it first (mkdir -p) or choose another path."
-        )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _encode(value: Any) -> Any:

@@ -116,7 +116,8 @@ def compare(
         Replicates per method (paired: replicate *k* uses init seed and order seed ``seed + k``).
     init_seeds, order_seeds : int
         Vary the two kinds of randomness separately: every combination of ``init_seeds`` weight
-        initializations and ``order_seeds`` batch orders (full factorial).
+        initializations and ``order_seeds`` batch orders (full factorial). Each count is at most 10,000,
+        and a sweep at most 100,000 runs.
     seed : int
         The first seed.
     optimizer : {"adam", "sgd", "rmsprop"}
@@ -133,19 +134,21 @@ def compare(
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` uses a CUDA GPU when PyTorch sees one.
     workers : int, optional
-        Worker processes (default: one per CPU core; up to 4 sharing a GPU). ``1`` trains in this
-        process.
+        Worker processes (default: one per CPU core; up to 4 sharing a GPU; at most 4 per core). ``1``
+        trains in this process. Workers never import your script again, so a plain script without
+        ``if __name__ == "__main__":`` works.
     threads : int, optional
-        PyTorch threads per worker (default ``cores // workers``, at least 1). Numbers are bit-identical
-        for the same configuration and the same threads per run; other thread counts change them at
-        rounding level only (floating-point sums run in another order).
+        PyTorch threads per worker (default ``cores // workers``, at least 1; at most 256). Numbers are
+        bit-identical for the same configuration and the same threads per run; other thread counts change
+        them at rounding level only (floating-point sums run in another order).
     scheduler : str or distributed.Client, optional
         Run the sweep on a Dask cluster instead of local worker processes: a scheduler address
         (``"tcp://host:8786"``), ``"local"``, or a Client (see :func:`normlab.adapters.dask.connect`). This
         process still commits every run, so resuming works the same.
     out : path, optional
         The run folder. Default: ``runs/<data>-<model>-<hash>``, named after the configuration, so the
-        same call always resumes the same folder. A folder holding another configuration is refused.
+        same call always resumes the same folder. A folder holding another configuration is refused, and
+        so is a folder another running ``compare`` holds (one sweep per folder: no run is trained twice).
     data_options : dict, optional
         More options for :func:`normlab.data.open` (``target=``, ``resize=``, ...).
     progress : bool, "auto" or "log"

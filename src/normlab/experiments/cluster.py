@@ -31,8 +31,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from normlab._files import atomic_write_bytes
 from normlab.adapters._dask_cluster import require_dask
 from normlab.experiments._common import ClusterError, CompareError, MissingDataError, run_failed
+from normlab.experiments._usercode import user_frames
 from normlab.experiments.runner import run_task
 
 __all__ = ["execute_tasks_on_cluster"]
@@ -106,9 +108,7 @@ def _store_copy(ref: _FileRef, data: bytes) -> str:
     dest = ref.copy
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dest)
+        atomic_write_bytes(dest, data)
     return str(dest)
 
 
@@ -402,5 +402,7 @@ def _raise_failure(fut: Any, task: dict[str, Any], error: type) -> None:
         ) from None
     if isinstance(exc, error):
         raise error(str(exc)) from None
-    tb = "".join(traceback.format_tb(fut.traceback())) if fut.traceback() is not None else ""
+    trace = fut.traceback()
+    mine = "" if trace is None else user_frames(exc, getattr(task.get("model_spec"), "path", None), trace)
+    tb = mine or ("".join(traceback.format_tb(trace)) if trace is not None else "")
     raise error(run_failed(key, f"{type(exc).__name__}: {exc}", tb, where=" on the cluster")) from None

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from normlab._files import atomic_path
 from normlab._progress import Progress
 from normlab._version import __version__
 from normlab.experiments._common import available_cores
@@ -108,9 +108,8 @@ def _write_cache(sweep: Sweep, methods: set[str]) -> None:
 
 def _save(path: str, a: np.ndarray) -> None:
     """``np.save`` to ``path`` through a temporary file, so that a reader never sees half a file."""
-    tmp = Path(path).with_name(f"{Path(path).stem}.tmp.npy")
-    np.save(tmp, a)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, a)
 
 
 class _Tally:

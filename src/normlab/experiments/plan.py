@@ -21,14 +21,30 @@ from typing import Any
 
 import numpy as np
 
-from normlab.experiments._common import CompareError, check_positive_int, check_positive_number
+from normlab.experiments._common import (
+    CompareError,
+    available_cores,
+    check_positive_int,
+    check_positive_number,
+)
+from normlab.experiments._usercode import user_code, user_frames
 from normlab.experiments.methods import FittedMethod, MethodSpec, parse_methods
 from normlab.experiments.models import ModelSpec, build_model, parse_model, to_model_input
 from normlab.experiments.presets import resolve_preset
 from normlab.experiments.splits import SweepData, load_data
 from normlab.experiments.train import OPTIMIZERS, TrainSettings
 
-__all__ = ["Sweep", "Task", "cache_folder", "plan", "prepared_files"]
+__all__ = ["MAX_RUNS", "MAX_SEED", "MAX_SEEDS", "MAX_SIDE", "MAX_THREADS", "Sweep", "Task", "cache_folder", "plan",
+           "prepared_files"]  # fmt: skip
+
+#: Limits checked before anything is allocated: seeds per kind, runs per sweep, threads per worker, the
+#: side of a resized image in pixels (the bench holds every split in memory), and local workers per core.
+MAX_SEEDS = 10_000
+MAX_SEED = 2**63 - 1
+MAX_RUNS = 100_000
+MAX_THREADS = 256
+MAX_SIDE = 8192
+WORKERS_PER_CORE = 4
 
 
 def cache_folder(rundir: Path) -> Path:
@@ -186,11 +202,9 @@ def plan(
     settings = _settings(values)
     seed_info = seed_design(
         values["seeds"] if init_seeds is None and order_seeds is None else None,
-        init_seeds, order_seeds, int(seed),
+        init_seeds, order_seeds, seed,
     )  # fmt: skip
-    for name, value, example in (("workers", workers, 2), ("threads", threads, 1)):
-        if value is not None:
-            check_positive_int(name, value, example)
+    _check_resources(workers, threads, data_options, len(method_specs) * len(model_specs), seed_info)
     dev = _resolve_device(device)
     sweep_data = load_data(values["data"], validation_split=values.get("validation_split"),
                            limit=limit, options=dict(data_options or {}))  # fmt: skip
@@ -260,7 +274,21 @@ def seed_design(
     """
     for name, v in (("seeds", seeds), ("init_seeds", init_seeds), ("order_seeds", order_seeds)):
         if v is not None:
-            check_positive_int(name, v, 5, noun="count")
+            check_positive_int(name, v, 5, noun="count", maximum=MAX_SEEDS, why="seeds of one kind")
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)) or base < 0:
+        raise CompareError(f"seed={base!r} is not a non-negative integer; expected e.g. seed=0.")
+    base = int(base)
+    last = base + max(seeds or 1, init_seeds or 1, order_seeds or 1) - 1
+    if last > MAX_SEED:
+        raise CompareError(
+            f"seed={base} makes seeds up to {last}, above {MAX_SEED} (2**63 - 1), the largest seed torch and "
+            "NumPy accept; expected a smaller seed=, e.g. seed=0."
+        )
+    if (init_seeds or 1) * (order_seeds or 1) > MAX_RUNS:
+        raise CompareError(
+            f"init_seeds={init_seeds} × order_seeds={order_seeds} makes {init_seeds * order_seeds:,} seed "
+            f"pairs, above the limit of {MAX_RUNS:,} runs per sweep; expected fewer seeds."
+        )
     if init_seeds is None and order_seeds is None:
         n = int(seeds or 1)
         ks = list(range(base, base + n))
@@ -273,6 +301,30 @@ def seed_design(
         "order": order,
         "pairs": [[i, o] for i in init for o in order],
     }
+
+
+def _check_resources(
+    workers: Any, threads: Any, data_options: dict[str, Any] | None, per_pair: int, seeds: dict[str, Any]
+) -> None:
+    """Refuse, before any work, counts beyond what the machine can run: the limits in the message."""
+    cores = available_cores()
+    if workers is not None:
+        check_positive_int("workers", workers, 2, maximum=max(8, WORKERS_PER_CORE * cores),
+                           why=f"worker processes ({WORKERS_PER_CORE} per CPU core, at least 8, on this machine)")  # fmt: skip
+    if threads is not None:
+        check_positive_int("threads", threads, 1, maximum=MAX_THREADS, why="PyTorch threads per worker")
+    n_runs = per_pair * len(seeds["pairs"])
+    if n_runs > MAX_RUNS:
+        raise CompareError(
+            f"{len(seeds['pairs']):,} seed pairs × {per_pair} (model, method) combinations make {n_runs:,} runs, "
+            f"above the limit of {MAX_RUNS:,} runs per sweep; expected fewer seeds, methods or models."
+        )
+    resize = (data_options or {}).get("resize")
+    if resize is not None:
+        sides = list(resize) if isinstance(resize, (list, tuple)) else [resize]
+        for side in sides:
+            check_positive_int("resize", side, 32, noun="size in pixels", maximum=MAX_SIDE,
+                               why="pixels per side of an image the bench holds in memory")  # fmt: skip
 
 
 def _resolve_device(device: str) -> str:
@@ -301,9 +353,10 @@ def _check_models(
     variants = {(m.batchnorm_input, m.batchnorm_all) for m in methods}
     for spec in models:
         for bn_in, bn_all in sorted(variants):
-            model = build_model(
-                spec, data.sample_shape, n_classes, batchnorm_input=bn_in, batchnorm_all=bn_all
-            )
+            with user_code(spec, f"{spec.function}(input_shape, n_classes)"):
+                model = build_model(
+                    spec, data.sample_shape, n_classes, batchnorm_input=bn_in, batchnorm_all=bn_all
+                )
             model.train()
             try:
                 with torch.no_grad():
@@ -311,6 +364,7 @@ def _check_models(
             except Exception as e:
                 raise CompareError(
                     f"model {spec.name} failed on a batch of shape {tuple(probe.shape)}: {type(e).__name__}: {e}"
+                    f"\n{user_frames(e, spec.path)}".rstrip()
                 ) from e
             if tuple(out.shape) != (probe.shape[0], n_classes):
                 raise CompareError(

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from normlab._files import atomic_path
+
 __all__ = ["plot_curves", "plot_final"]
 
 
@@ -111,7 +113,8 @@ def plot_curves(
             _text(title) + "  (mean ± std over seeds; dashed: train, solid: validation)",
             fontsize=12,
         )
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -210,5 +213,6 @@ def plot_final(
         fig.suptitle(
             _text(title) + "\n(dots: runs; bar: mean; gray: 95 % bootstrap CI)", fontsize=11
         )
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path

@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from normlab._files import atomic_write_text
 from normlab.experiments.aggregate import summarize, summarize_curves
 from normlab.experiments.plots import plot_curves, plot_final
 from normlab.experiments.store import ResultStore
@@ -126,18 +128,19 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(columns)
-        for r in rows:
-            w.writerow(
-                [
-                    ""
-                    if r.get(c) is None or (isinstance(r.get(c), float) and math.isnan(r[c]))
-                    else (repr(r[c]) if isinstance(r[c], float) else r[c])
-                    for c in columns
-                ]
-            )
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(columns)
+    for r in rows:
+        w.writerow(
+            [
+                ""
+                if r.get(c) is None or (isinstance(r.get(c), float) and math.isnan(r[c]))
+                else (repr(r[c]) if isinstance(r[c], float) else r[c])
+                for c in columns
+            ]
+        )
+    atomic_write_text(path, text.getvalue())
 
 
 def build_report(
@@ -171,9 +174,7 @@ def build_report(
     epoch_cols = ("model", "method", "init_seed", "order_seed", "status", "epoch", *EPOCH_FIELDS)
     _write_csv(rundir / "epochs.csv", epoch_cols, epochs)
     full = {"identity": config, "settings": settings, "config_hash": store.get_meta("config_hash")}
-    (rundir / "config.json").write_text(
-        json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    atomic_write_text(rundir / "config.json", json.dumps(full, indent=2, sort_keys=True) + "\n")
 
     title = f"{config['data']['name']}: {', '.join(models)}"
     plot_curves(curves, models, methods, rundir / "curves.png", title=title)
@@ -190,7 +191,7 @@ def build_report(
     plot_final(rows, finals, models, methods, rundir / "final.png", title=title)
 
     page = _html(config, settings, rows, runs, store.methods(), rundir, n_planned, baseline)
-    (rundir / "report.html").write_text(page, encoding="utf-8")
+    atomic_write_text(rundir / "report.html", page)
     return built
 
 

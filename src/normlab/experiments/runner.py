@@ -1,6 +1,7 @@
 """The sweep runner: run every missing (model, method, init seed, order seed) in worker processes.
 
-Workers are started with the ``spawn`` context (PyTorch and ``fork`` do not mix), each limited to
+Workers are started with the ``spawn`` context (PyTorch and ``fork`` do not mix), without importing the
+user's main script in them (so a plain script without ``if __name__ == "__main__":`` works), each limited to
 ``cores // workers`` threads. They read the splits, already preprocessed by the parent with each
 method's fitted normalizers, from ``.cache/`` in the run folder, build the model under the run's init
 seed, train, and send the result back. Only the parent writes to the store, one transaction per finished
@@ -9,19 +10,22 @@ run, as results arrive. A worker whose parent dies (even by SIGKILL) exits withi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from normlab.experiments._common import CompareError, run_failed
+from normlab.experiments._usercode import error_trace
 from normlab.experiments.models import build_model
 from normlab.experiments.plan import Task
 from normlab.experiments.train import RunResult, TrainSettings, train_run
@@ -123,7 +127,8 @@ def _worker_main(
             result = run_task(task, settings, device, on_epoch=report)
         except BaseException as e:  # sent to the parent, which stops the sweep with this message
             plain = str(e) if isinstance(e, CompareError) else None
-            result_q.put(("error", key, f"{type(e).__name__}: {e}", traceback.format_exc(), plain))
+            trace = error_trace(e, getattr(task["model_spec"], "path", None))
+            result_q.put(("error", key, f"{type(e).__name__}: {e}", trace, plain))
             return
         result_q.put(("done", key, result))
 
@@ -173,8 +178,9 @@ def execute_tasks(
     by_key = {t["key"]: t for t in tasks}
     pending = set(by_key)
     try:
-        for p in procs:
-            p.start()
+        with _main_not_reimported():
+            for p in procs:
+                p.start()
         while pending:
             try:
                 msg = result_q.get(timeout=0.5)
@@ -209,6 +215,28 @@ def execute_tasks(
         result_q.cancel_join_thread()
 
 
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Start ``spawn`` workers without importing the user's ``__main__`` module in them.
+
+    ``spawn`` runs the parent's main script again in every child (as ``__mp_main__``), so a plain script
+    that calls ``normlab.compare`` at its top level, without ``if __name__ == "__main__":``, would start a
+    comparison inside each worker, which multiprocessing stops, and the worker dies. The workers need
+    nothing from ``__main__`` (their function, the tasks and the settings live in normlab; the user's model
+    is imported from its file), so while they start, ``__main__`` is an empty module: without ``__file__``
+    and ``__spec__`` there is nothing for spawn to import.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is None:
+            del sys.modules["__main__"]
+        else:
+            sys.modules["__main__"] = main
+
+
 def _raise_task_error(task: dict[str, Any], message: str, tb: str, plain: str | None) -> None:
     if plain is not None:
         raise CompareError(plain)
@@ -239,7 +267,7 @@ def _execute_inline(
             except CompareError:
                 raise
             except Exception as e:
-                _raise_task_error(task, f"{type(e).__name__}: {e}", traceback.format_exc(), None)
+                _raise_task_error(task, f"{type(e).__name__}: {e}", error_trace(e, getattr(task["model_spec"], "path", None)), None)
             on_result(task, result)
     finally:
         torch.set_num_threads(old_threads)
