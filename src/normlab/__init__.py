@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import normlab.adapters as _adapters  # noqa: F401  (fills the core's hooks: exporters, Dask, model readers)
 from normlab._version import __version__ as __version__
 from normlab.core._load import load as load
 from normlab.core.normalizers import Center as Center

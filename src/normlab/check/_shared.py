@@ -9,8 +9,9 @@ import numpy as np
 from normlab.check._context import Context
 from normlab.check._data import exact_stats
 from normlab.check._explain import Explanation, explain
+from normlab.check._given import Given
 
-__all__ = ["Fed", "constant_mask", "explanation", "fed"]
+__all__ = ["Fed", "constant_mask", "explanation", "fed", "stats_used"]
 
 _EPS = np.finfo(np.float64).eps
 
@@ -100,3 +101,32 @@ def fed(ctx: Context) -> Fed | None:
 def _ravel(s: object) -> tuple[np.ndarray, ...]:
     return (np.ravel(s.mean), np.ravel(np.sqrt(s.var)), np.ravel(s.min), np.ravel(s.max),  # type: ignore[attr-defined]
             np.ravel(s.count))  # type: ignore[attr-defined]
+
+
+def stats_used(ctx: Context) -> Given | None:
+    """The statistics the data is normalized with: the given ones, or else those read back from the
+    normalized data (``center = -b / a``, ``scale = 1 / a`` of its exact affine fit per global, channel or
+    feature entry), on the [0, 1] scale when the raw data are integer pixels."""
+    if ctx.given is not None:
+        return ctx.given
+
+    def compute() -> Given | None:
+        e = explanation(ctx, "train", "normalized")
+        cs = None if e is None else e.center_scale()
+        if cs is None or not np.all(np.isfinite(cs[0]) & np.isfinite(cs[1]) & (cs[1] > 0)):
+            return None
+        center, scale = cs
+        center = np.where(np.abs(center) < 1e-9 * scale, 0.0, center)  # rounding of a pure scaling
+        x = ctx.X
+        assert x is not None and e is not None
+        exact = True
+        if x.x.dtype.kind in "ui" and float(np.max(x.stats("global", -1).max)) > 1 \
+                and np.all(np.abs(center) <= 255):
+            center, scale, exact = center / 255, scale / 255, False  # what a tutorial writes: x / 255 first
+        if e.mode == "global" and ctx.mode != "global":
+            center = np.full(1, center[0]) if center.size else center
+        fields = {"mean": center, "std": scale}
+        return Given("standardize", center, scale, fields, "read back from the normalized data", per=e.mode,
+                     channel_axis=ctx.channel_axis, exact=exact, label="the recovered")
+
+    return ctx.cached("stats_used", compute)
