@@ -46,6 +46,7 @@ class Expectation:
     b: np.ndarray
     recipe: str
     data_dependent: bool = False  # "standardized": a and b are the training data's own
+    bgr: bool = False  # the channels in reverse order (Caffe): a and b apply to x[..., ::-1]
 
 
 EXPECTS: dict[str, Expectation] = {
@@ -60,7 +61,7 @@ EXPECTS: dict[str, Expectation] = {
     "caffe": Expectation("caffe", "BGR 0..255 pixels minus ImageNet's mean (103.939, 116.779, 123.68)",
                          np.ones(3), -_CAFFE_MEAN_BGR,
                          "x = x_uint8[..., ::-1] - [103.939, 116.779, 123.68]   # keras.applications.vgg16."
-                         "preprocess_input"),
+                         "preprocess_input", bgr=True),
     "standardized": Expectation("standardized", "mean 0 and std 1 per channel (the training data's statistics)",
                                 np.ones(1), np.zeros(1),
                                 'norm = normlab.Standardize(per="channel").fit(x_train)', data_dependent=True),
@@ -142,6 +143,8 @@ def _expected(ctx: Context, e: Expectation) -> tuple[np.ndarray, np.ndarray] | N
     mean, std = np.ravel(s.mean).astype(np.float64), np.ravel(np.sqrt(s.var))
     if e.data_dependent:
         return np.zeros(mean.size), np.ones(mean.size)
+    if e.bgr and mean.size == 3:
+        mean, std = mean[::-1], std[::-1]
     p = 255.0 if x.x.dtype.kind in "ui" or float(np.max(s.max)) > 1.5 else 1.0  # raw data in [0, 1]: x * 255
     a, b = np.broadcast_to(e.a, mean.shape), np.broadcast_to(e.b, mean.shape)
     return a * mean * 255 / p + b, np.abs(a) * std * 255 / p
@@ -177,10 +180,10 @@ def expects_mismatch(ctx: Context) -> list[Finding]:
                         + e.recipe, numbers)]
     looks = _looks_like(lo, hi, mean, std)
     label = ctx.Z.label if ctx.Z is not None else "the data as it is fed"
-    msg = (f"The model expects {e.what}, but {label} is {looks}: values in [{fmt(lo)}, {fmt(hi)}] with mean "
+    msg = (f"The model expects {e.what}, but {label} holds {looks}: values in [{fmt(lo)}, {fmt(hi)}] with mean "
            f"{fmt_seq(mean)} and std {fmt_seq(std)}, where mean {fmt_seq(em)} and std {fmt_seq(es)} are expected. "
            "A pretrained network fed another scale than it was trained on loses accuracy without any error.")
-    hint = e.recipe + "   # from the raw 0..255 pixels, and no other scaling"
-    if looks.startswith("values in [0, 1]") and e.name == "minus-one-one":
+    hint = "# from the raw 0..255 pixels, and no other scaling:\n" + e.recipe
+    if looks == "values in [0, 1]" and e.name == "minus-one-one":
         hint = "x = x * 2.0 - 1.0   # from [0, 1] to [-1, 1]\n" + hint
     return [Finding("expects-mismatch", "error", "normalized", msg, hint, numbers)]

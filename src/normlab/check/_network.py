@@ -176,7 +176,14 @@ def test_values_explode(ctx: Context) -> list[Finding]:
     elif ctx.X is not None and ctx.given is not None:
         base = ctx.fed_array("train", "normalized")
         train_peak = float(np.nanmax(np.abs(base))) if base is not None else 0.0
-    over = np.flatnonzero(peak > EXPLODE_TEST)
+    x, t = ctx.X, ctx.T
+    const = None
+    hot = peak > EXPLODE_TEST
+    if x is not None:  # only where the training data is constant: there the divisor is the epsilon alone
+        s = x.stats("feature", ctx.channel_axis)
+        const = np.ravel(constant_mask(s.count, s.mean, s.var))
+        hot &= const
+    over = np.flatnonzero(hot)
     if over.size == 0 or train_peak > EXPLODE_TRAIN:
         return []
     where = ctx.entry_names("feature", ctx.names_for("test"))
@@ -187,10 +194,7 @@ def test_values_explode(ctx: Context) -> list[Finding]:
     msg = (f"{fmt(over.size)} of {fmt(peak.size)} {what} of the normalized test data reach |z| above "
            f"{fmt(EXPLODE_TEST)}, up to {fmt(peak[worst])} at {where[worst]}, while the normalized training data "
            f"stay within ±{fmt(train_peak, 3)}.")
-    x, t = ctx.X, ctx.T
-    if x is not None:
-        s = x.stats("feature", ctx.channel_axis)
-        const = np.ravel(constant_mask(s.count, s.mean, s.var))
+    if x is not None and const is not None:
         numbers["constant_in_train"] = int(np.sum(const[over]))
         if np.all(const[over]):
             msg += (" Every one of them is constant in the training data (std 0), so the divisor there is only "

@@ -36,8 +36,15 @@ def explanation(ctx: Context, raw_role: str, norm_role: str) -> Explanation | No
 
     def compute() -> Explanation:
         idx = ctx.sample_index(raw.n)
-        return explain(raw.subsample(idx), norm.subsample(idx), channel_axis=ctx.channel_axis,
-                       has_channel=ctx.has_channel, is_image=ctx.is_image, z_dtype=norm.x.dtype, index=idx)
+        kw = dict(channel_axis=ctx.channel_axis, has_channel=ctx.has_channel, is_image=ctx.is_image,
+                  z_dtype=norm.x.dtype, index=idx)
+        e = explain(raw.subsample(idx), norm.subsample(idx), **kw)
+        if e.keep is None and ctx.is_image and ctx.n_channels == 3:  # RGB <-> BGR (Caffe's preprocess_input)
+            swapped = explain(np.flip(raw.subsample(idx), axis=ctx.channel_axis), norm.subsample(idx), **kw)
+            if swapped.keep is not None:
+                swapped.channels_reversed = True
+                return swapped
+        return e
 
     return ctx.cached(("explain", raw_role, norm_role), compute)
 
@@ -116,17 +123,20 @@ def stats_used(ctx: Context) -> Given | None:
         if cs is None or not np.all(np.isfinite(cs[0]) & np.isfinite(cs[1]) & (cs[1] > 0)):
             return None
         center, scale = cs
+        if e is not None and e.channels_reversed:  # in the raw data's channel order
+            center, scale = center[::-1], scale[::-1]
         center = np.where(np.abs(center) < 1e-9 * scale, 0.0, center)  # rounding of a pure scaling
         x = ctx.X
         assert x is not None and e is not None
         exact = True
+        family = "center" if np.all(np.abs(scale - 1) < 1e-6) else "standardize"  # mean subtraction only
         if x.x.dtype.kind in "ui" and float(np.max(x.stats("global", -1).max)) > 1 \
                 and np.all(np.abs(center) <= 255):
             center, scale, exact = center / 255, scale / 255, False  # what a tutorial writes: x / 255 first
         if e.mode == "global" and ctx.mode != "global":
             center = np.full(1, center[0]) if center.size else center
-        fields = {"mean": center, "std": scale}
-        return Given("standardize", center, scale, fields, "read back from the normalized data", per=e.mode,
+        fields = {"mean": center, "std": scale} if family == "standardize" else {"mean": center}
+        return Given(family, center, scale, fields, "read back from the normalized data", per=e.mode,
                      channel_axis=ctx.channel_axis, exact=exact, label="the recovered")
 
     return ctx.cached("stats_used", compute)
