@@ -264,9 +264,13 @@ def _onnx_chain(model: Any, source: str) -> ModelInput:
         if node.op_type in ("Sub", "Div", "Mul", "Add") and len(other) == 1 and other[0] in consts \
                 and node.input[0] == current:
             c = _drop_batch_axis(consts[other[0]])
+            if node.op_type == "Div" and np.any(c == 0):
+                return ModelInput(source, tuple(steps), stopped=f"Div {name!r} divides by zero")
             one, zero = np.ones_like(c), np.zeros_like(c)
-            scale, offset = {"Sub": (one, -c), "Add": (one, c), "Mul": (c, zero), "Div": (1.0 / c, zero)}[node.op_type]
-            steps.append(InputStep(name, node.op_type, scale, offset))
+            op = node.op_type
+            scale = c if op == "Mul" else 1.0 / c if op == "Div" else one
+            offset = -c if op == "Sub" else c if op == "Add" else zero
+            steps.append(InputStep(name, op, scale, offset))
             current = node.output[0]
             continue
         if any(i in consts for i in node.input):

@@ -101,9 +101,9 @@ def per_sample(arr: np.ndarray, shape: tuple[int, ...], channel_axis: int, n_cha
         return arr.reshape(shape)
     big = [s for s in arr.shape if s != 1]
     if len(big) == 1 and big[0] == n_channels and len(shape) >= 2:
-        out = [1] * len(shape)
-        out[channel_axis % len(shape)] = n_channels
-        return arr.reshape(out)
+        full = [1] * (len(shape) + 1)  # channel_axis counts the samples axis
+        full[channel_axis] = n_channels
+        return arr.reshape(full[1:])
     raise LayoutError(
         f"normlab.check(model=...): {what} has constants of shape {arr.shape}, but the data has samples of shape "
         f"{shape} with {n_channels} channel(s); expected one constant per channel or per value. Pass the data "
