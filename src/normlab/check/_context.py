@@ -176,9 +176,8 @@ class Context:
             side = "the training data" if raw_role == "train" else "the test data"
             label = f"what the model's first layer{first} receives from {side} (after {m.names})"
             old = self.data.get(norm_role) or self.data[raw_role]
-            names = old.names
-            self.data[norm_role] = Data(norm_role, "model input", net, (net.shape[0], *self.user_shape), names,
-                                        label_text=label)
+            self.data[norm_role] = Data(norm_role, f"{old.source} through {m.names}", net,
+                                        (net.shape[0], *self.user_shape), old.names, label_text=label)
 
     def fed_array(self, raw_role: str, norm_role: str) -> np.ndarray | None:
         """What the user feeds for this split: the normalized data, or the raw data after the given

@@ -27,8 +27,9 @@ OTHER_MEAN = 0.5
 OTHER_STD = 1.5
 KNOWN_MEAN = 0.1
 KNOWN_STD = 0.05
-#: Range conventions (z = x / 255, z = (x / 255 - 0.5) / 0.5) are not dataset statistics; ``--expects`` judges them.
-_CONVENTIONS = ((0.0, 1.0), (0.5, 0.5))
+#: Range conventions (z = x / 255, x / 255 - 0.5, (x / 255 - 0.5) / 0.5, ...) are not dataset statistics;
+#: ``expects=`` judges them.
+_CONVENTIONS = ((0.0, 1.0), (0.5, 0.5), (0.5, 1.0), (0.0, 0.5))
 #: A normalized test value beyond this magnitude, where the normalized training data stay within
 #: ``EXPLODE_TRAIN``, comes from a division by (almost) zero: standardized data has |z| < 10 almost always.
 EXPLODE_TEST = 1e3

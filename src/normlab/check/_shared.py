@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from normlab.check._context import Context
-from normlab.check._data import exact_stats
+from normlab.check._data import Data, exact_stats
 from normlab.check._explain import Explanation, explain
 from normlab.check._given import Given
 
@@ -129,14 +129,32 @@ def stats_used(ctx: Context) -> Given | None:
         x = ctx.X
         assert x is not None and e is not None
         exact = True
-        family = "center" if np.all(np.abs(scale - 1) < 1e-6) else "standardize"  # mean subtraction only
+        family = _recovered_family(x, e.mode, ctx.channel_axis, center, scale)
         if x.x.dtype.kind in "ui" and float(np.max(x.stats("global", -1).max)) > 1 \
                 and np.all(np.abs(center) <= 255):
             center, scale, exact = center / 255, scale / 255, False  # what a tutorial writes: x / 255 first
         if e.mode == "global" and ctx.mode != "global":
             center = np.full(1, center[0]) if center.size else center
-        fields = {"mean": center, "std": scale} if family == "standardize" else {"mean": center}
+        fields = {"standardize": {"mean": center, "std": scale}, "center": {"mean": center}}.get(family, {})
         return Given(family, center, scale, fields, "read back from the normalized data", per=e.mode,
                      channel_axis=ctx.channel_axis, exact=exact, label="the recovered")
 
     return ctx.cached("stats_used", compute)
+
+
+def _recovered_family(x: Data, mode: str, channel_axis: int, center: np.ndarray, scale: np.ndarray) -> str:
+    """What recovered statistics are: mean subtraction only, min-max, median/IQR, or else mean and std."""
+    if np.all(np.abs(scale - 1) < 1e-6):
+        return "center"
+    s = x.stats(mode, channel_axis)
+    lo, hi = np.ravel(s.min), np.ravel(s.max)
+    close = lambda a, b: bool(np.allclose(a, b, rtol=1e-4, atol=1e-6 * float(np.max(np.abs(hi)) or 1)))  # noqa: E731
+    if lo.size == center.size and close(center, lo) and close(center + scale, hi):
+        return "minmax"
+    if x.x.ndim == 2:  # tables: scikit-learn's RobustScaler (quantiles interpolate, so 1% apart)
+        q = x.stats(mode, channel_axis, quantiles=True).quantiles
+        med, iqr = np.ravel(q[0.5]), np.ravel(q[0.75]) - np.ravel(q[0.25])
+        if med.size == center.size and np.allclose(center, med, rtol=1e-2, atol=1e-2 * np.abs(iqr).max()) and \
+                np.allclose(scale, iqr, rtol=1e-2):
+            return "robust"
+    return "standardize"

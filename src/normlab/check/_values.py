@@ -295,6 +295,7 @@ def double_scaling(ctx: Context) -> list[Finding]:
         if x is not None and f.how != "as-given":
             raw_max = float(np.max(x.stats("global", -1).max))
             factor = raw_max / mx
+            factor = float(round(factor)) if abs(factor - round(factor)) < 1e-5 * factor else factor  # float32
             numbers["factor"] = factor
             if raw_max <= 1:
                 msg += (f" (the training data was already in [0, 1], max {fmt(raw_max)}, and was divided by "
