@@ -69,6 +69,23 @@ def test_keras_normalization_and_normlab_layers_are_composed(cifar_subset):
     assert check(cifar_subset, model=ours).codes == ["model-input"]
 
 
+def test_a_lambda_layer_ends_the_reading_without_running_it(mnist_small):
+    keras = pytest.importorskip("keras")
+    calls = []
+
+    def divide(x):
+        calls.append(1)
+        return x / 255.0
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Rescaling(1.0, name="identity"),
+                              keras.layers.Lambda(divide, name="div255"), keras.layers.Conv2D(2, 3)])
+    calls.clear()
+    m = read_model(model)
+    assert m.stopped == "Lambda 'div255' is not an affine map with constants (its code is not run)" and not calls
+    info = check(mnist_small, model=model).by_code("model-input")[0]
+    assert "Reading stopped at Lambda 'div255'" in info.message
+
+
 def test_xception_fed_unit_data_is_an_expects_mismatch(cifar_subset):
     f = _one(check(cifar_subset, normalized=cifar_subset / 255.0, expects="minus-one-one"), "expects-mismatch")
     assert f.numbers["expected_mean"] == pytest.approx(list(cifar_subset.mean(axis=(0, 1, 2)) / 127.5 - 1), rel=1e-9)

@@ -33,11 +33,11 @@ from normlab.errors import DataError
 __all__ = ["read_model"]
 
 #: Keras layers that pass values on unchanged at inference.
-_KERAS_PASS = {"InputLayer", "Reshape", "Permute", "Dropout", "SpatialDropout2D", "GaussianNoise",
+_KERAS_PASS = {"InputLayer", "Reshape", "Permute", "Flatten", "Resizing", "CenterCrop", "Dropout", "SpatialDropout2D", "GaussianNoise",
                "GaussianDropout", "AlphaDropout", "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
                "RandomCrop", "RandomContrast", "RandomBrightness", "Activation_linear", "Cast"}
 #: PyTorch modules that pass values on unchanged (at inference).
-_TORCH_PASS = {"Identity", "Dropout", "Dropout2d", "Unflatten"}
+_TORCH_PASS = {"Identity", "Flatten", "Unflatten", "Dropout", "Dropout2d"}
 _ONNX_PASS = {"Identity", "Cast", "Dropout"}
 
 
@@ -184,8 +184,8 @@ def _torch_chain(model: Any, source: str) -> ModelInput:
         if kind in _TORCH_PASS:
             continue
         if any(True for _ in module.parameters(recurse=False)):
-            return ModelInput(source, tuple(steps), first_layer=name)
-        return ModelInput(source, tuple(steps), stopped=_stop_text(kind, name))
+            return ModelInput(source, tuple(steps), first_layer=name or kind)
+        return ModelInput(source, tuple(steps), stopped=_stop_text(kind, name or kind))
     return ModelInput(source, tuple(steps))
 
 
