@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.check.helpers import IMAGENET_MEAN, IMAGENET_STD, one
 
 import normlab
 import normlab.check as check
 from normlab.adapters.models import read_model
 from normlab.errors import DataError
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
-
-
-def _one(report, code):
-    found = report.by_code(code)
-    assert len(found) == 1, report.to_text()
-    return found[0]
-
 
 # ---- Keras ----------------------------------------------------------------------------------------
 
@@ -37,11 +28,11 @@ def keras_rescaling_model(tmp_path_factory):
 
 def test_x_div_255_into_a_saved_keras_model_with_rescaling_is_double_scaling(mnist_small, keras_rescaling_model):
     r = check(mnist_small, normalized=mnist_small / 255.0, model=str(keras_rescaling_model))
-    f = _one(r, "double-scaling")
+    f = one(r, "double-scaling")
     assert (f.severity, f.numbers["factor"], f.numbers["model_layers"]) == ("error", pytest.approx(65025), ["rescale"])
     assert "One of the divisions is the model's own Rescaling 'rescale'." in f.message
     assert f.message.startswith("What the model's first layer 'conv' receives from the training data")
-    info = _one(r, "model-input")
+    info = one(r, "model-input")
     assert info.severity == "info" and info.numbers["first_layer"] == "conv"
     assert info.numbers["steps"][0]["scale"] == [pytest.approx(1 / 255)]
 
@@ -87,7 +78,7 @@ def test_a_lambda_layer_ends_the_reading_without_running_it(mnist_small):
 
 
 def test_xception_fed_unit_data_is_an_expects_mismatch(cifar_subset):
-    f = _one(check(cifar_subset, normalized=cifar_subset / 255.0, expects="minus-one-one"), "expects-mismatch")
+    f = one(check(cifar_subset, normalized=cifar_subset / 255.0, expects="minus-one-one"), "expects-mismatch")
     assert f.numbers["expected_mean"] == pytest.approx(list(cifar_subset.mean(axis=(0, 1, 2)) / 127.5 - 1), rel=1e-9)
     assert f.hint.startswith("x = x * 2.0 - 1.0")
 

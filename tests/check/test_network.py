@@ -6,19 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.check.helpers import CAFFE_BGR, IMAGENET_MEAN, IMAGENET_STD, one
 from tests.conftest import read_idx_images
 
 import normlab.check as check
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
-CAFFE_BGR = np.array([103.939, 116.779, 123.68])
-
-
-def _one(report, code):
-    found = report.by_code(code)
-    assert len(found) == 1, report.to_text()
-    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +24,7 @@ def test_albumentations_max_pixel_value_255_on_unit_data_is_stats_outside_data(c
     # x / 255, then A.Normalize(mean, std) whose max_pixel_value=255 multiplies mean and std by 255
     x01 = cifar_subset / 255.0
     z = (x01 - IMAGENET_MEAN * 255) / (IMAGENET_STD * 255)
-    f = _one(check(x01, normalized=z), "stats-outside-data")
+    f = one(check(x01, normalized=z), "stats-outside-data")
     assert (f.severity, f.subject, f.numbers["factor"]) == ("error", "normalized", 255)
     assert f.numbers["center"] == pytest.approx(list(IMAGENET_MEAN * 255), rel=1e-6)
     assert f.numbers["fed_mean"] == pytest.approx([-2.109, -2.027, -1.797], abs=2e-3)
@@ -42,7 +33,7 @@ def test_albumentations_max_pixel_value_255_on_unit_data_is_stats_outside_data(c
 
 
 def test_0_255_statistics_given_for_unit_data_are_stats_outside_data(mnist_small):
-    f = _one(check(mnist_small / 255.0, stats={"mean": [33.32], "std": [78.57]}), "stats-outside-data")
+    f = one(check(mnist_small / 255.0, stats={"mean": [33.32], "std": [78.57]}), "stats-outside-data")
     assert f.subject == "stats" and f.numbers["factor"] == 255
     assert "x = (x - 0.1307) / 0.3081" in f.hint
 
@@ -51,7 +42,7 @@ def test_0_255_statistics_given_for_unit_data_are_stats_outside_data(mnist_small
 
 
 def test_mnist_constants_on_fashion_mnist_are_named_with_the_right_values(fashion_small):
-    f = _one(check(fashion_small, stats={"mean": [0.1307], "std": [0.3081]}), "stats-from-other-data")
+    f = one(check(fashion_small, stats={"mean": [0.1307], "std": [0.3081]}), "stats-from-other-data")
     assert (f.severity, f.numbers["known"]) == ("warning", "MNIST")
     assert f.numbers["data_mean"] == [pytest.approx(0.2839, abs=1e-4)]
     assert f.numbers["data_std"] == [pytest.approx(0.3535, abs=1e-4)]
@@ -61,7 +52,7 @@ def test_mnist_constants_on_fashion_mnist_are_named_with_the_right_values(fashio
 
 def test_mnist_constants_recovered_from_normalized_fashion_mnist_are_reported(fashion_small):
     z = ((fashion_small / 255.0 - 0.1307) / 0.3081).astype(np.float32)
-    f = _one(check(fashion_small, normalized=z), "stats-from-other-data")
+    f = one(check(fashion_small, normalized=z), "stats-from-other-data")
     assert f.subject == "normalized" and f.numbers["known"] == "MNIST"
     assert f.message.startswith("The recovered mean 0.1307 and std 0.3081")
 
@@ -80,7 +71,7 @@ def test_std_plus_epsilon_on_constant_pixels_explodes_the_test_set(mnist_small, 
     mean, std = mnist_small.mean(axis=0), mnist_small.std(axis=0)
     f = lambda x: ((x - mean) / (std + 1e-8)).astype(np.float32)  # noqa: E731
     r = check(mnist_small, normalized=f(mnist_small), test=test, test_normalized=f(test))
-    e = _one(r, "test-values-explode")
+    e = one(r, "test-values-explode")
     assert (e.severity, e.subject) == ("error", "test_normalized")
     assert e.numbers["max_abs"] == pytest.approx(float(np.abs(f(test)).max()), rel=1e-6)
     assert e.numbers["max_abs"] > 1e10  # a test pixel of ~246 over 1e-8
@@ -96,13 +87,13 @@ def test_sklearn_standard_scaler_keeps_test_values_bounded(mnist_small, mnist_te
     r = check(xt, normalized=sc.transform(xt), test=tt, test_normalized=sc.transform(tt))
     assert "test-values-explode" not in r
     # constant columns divided by 1: worth knowing, nothing to change (it used to fail --fail-on warning)
-    c = _one(r, "constant-feature")
+    c = one(r, "constant-feature")
     assert c.severity == "info" and r.exit_code("warning") == 0
     assert "nothing needs to change" in c.message
 
 
 def test_constant_columns_without_a_known_normalization_stay_a_warning(mnist_small):
-    c = _one(check(mnist_small.reshape(2000, -1)), "constant-feature")
+    c = one(check(mnist_small.reshape(2000, -1)), "constant-feature")
     assert c.severity == "warning"
 
 
@@ -111,7 +102,7 @@ def test_constant_columns_without_a_known_normalization_stay_a_warning(mnist_sma
 
 def test_variance_recovered_from_the_normalized_data_is_std_as_variance(mnist_small):
     z = ((mnist_small / 255.0 - 0.1307) / 0.3081**2).astype(np.float32)
-    f = _one(check(mnist_small, normalized=z), "std-as-variance")
+    f = one(check(mnist_small, normalized=z), "std-as-variance")
     assert f.subject == "normalized"
     assert f.numbers["given"] == [pytest.approx(0.3081**2, rel=1e-4)]
     assert f.message.startswith("The recovered std 0.09493 is the variance of the training data")
@@ -121,7 +112,7 @@ def test_averaged_per_image_std_recovered_from_the_normalized_data(cifar_subset)
     x01 = cifar_subset / 255.0
     avg = x01.std(axis=(1, 2)).mean(axis=0)  # the per-image recipe
     z = ((x01 - x01.mean(axis=(0, 1, 2))) / avg).astype(np.float32)
-    f = _one(check(cifar_subset, normalized=z), "averaged-std")
+    f = one(check(cifar_subset, normalized=z), "averaged-std")
     assert f.subject == "normalized" and f.numbers["recipe"] == "per-image"
     assert f.numbers["given"] == pytest.approx(list(avg), rel=1e-4)
 
@@ -132,16 +123,16 @@ def test_averaged_per_image_std_recovered_from_the_normalized_data(cifar_subset)
 def test_l1_row_normalization_of_a_table_is_named(breast_cancer):
     x = breast_cancer[0].to_numpy()
     z = x / np.abs(x).sum(axis=1, keepdims=True)
-    f = _one(check(x, normalized=z), "wrong-axis")
+    f = one(check(x, normalized=z), "wrong-axis")
     assert f.numbers["nature"] == "unit-l1" and "norm='l1'" in f.message
 
 
 def test_caffe_mean_subtraction_in_bgr_is_info_and_silent_with_expects_caffe(cifar_subset):
     z = cifar_subset[..., ::-1].astype(np.float32) - CAFFE_BGR
     r = check(cifar_subset, normalized=z)
-    f = _one(r, "pixels-not-scaled")
+    f = one(r, "pixels-not-scaled")
     assert f.severity == "info" and r.codes == ["pixels-not-scaled"]  # the BGR swap is recognised too
     assert "expects='caffe'" in f.message
     assert check(cifar_subset, normalized=z, expects="caffe").codes == []
     rgb = check(cifar_subset, normalized=cifar_subset.astype(np.float32) - CAFFE_BGR[::-1], expects="caffe")
-    assert _one(rgb, "expects-mismatch").numbers["reversed_channels"] is True
+    assert one(rgb, "expects-mismatch").numbers["reversed_channels"] is True

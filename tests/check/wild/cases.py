@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tests.check.helpers import CAFFE_BGR, IMAGENET_MEAN, IMAGENET_STD
 
 from normlab.check import InputStep, ModelInput
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
-CAFFE_BGR = np.array([103.939, 116.779, 123.68])
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,18 @@ def _rescaling(scale: float = 1 / 255, offset: float = 0.0) -> ModelInput:
                       first_layer="conv2d")
 
 
+def _both(x: np.ndarray, t: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
+    """The raw train and test splits with ``f`` (one normalization, fitted once) applied to each."""
+    return {"train": x, "normalized": f(x), "test": t, "test_normalized": f(t)}
+
+
+def _pooled(x: np.ndarray, t: np.ndarray) -> dict[str, Any]:
+    """Standardized with the mean and std of train and test together (fit before the split)."""
+    both = np.concatenate([x, t])
+    m, s = both.mean(0), both.std(0)
+    return _both(x, t, lambda a: (a - m) / s)
+
+
 def _keras_normalize(x: np.ndarray, axis: int) -> np.ndarray:
     norm = np.atleast_1d(np.linalg.norm(x, 2, axis))
     norm[norm == 0] = 1
@@ -65,9 +74,7 @@ def keras_normalize_axis1_mnist(d):
 @case("mistake", "prak0109/Deep-Learning: Tensorflow_basic.py",
       "tf.keras.utils.normalize(x, axis=1) on train and test, MNIST", ("wrong-axis",))
 def keras_normalize_axis1_mnist_test(d):
-    f = lambda x: _keras_normalize(x[..., 0].astype(np.float64), 1)  # noqa: E731
-    return {"train": d.mnist[..., 0], "normalized": f(d.mnist), "test": d.mnist_test[..., 0],
-            "test_normalized": f(d.mnist_test)}
+    return _both(d.mnist[..., 0], d.mnist_test[..., 0], lambda x: _keras_normalize(x.astype(np.float64), 1))
 
 
 @case("mistake", "peustr/A2SNN: utils.py",
@@ -176,10 +183,7 @@ def robust_scaler_refit_on_test(d):
 @case("mistake", "https://github.com/scikit-learn/scikit-learn/issues/24695",
       "X = StandardScaler().fit_transform(X) before train_test_split (breast cancer)", ("stats-from-test-split",))
 def scaler_before_split_cancer(d):
-    x, t = d.cancer
-    both = np.concatenate([x, t])
-    m, s = both.mean(0), both.std(0)
-    return {"train": x, "normalized": (x - m) / s, "test": t, "test_normalized": (t - m) / s}
+    return _pooled(*d.cancer)
 
 
 @case("mistake", "animshamura/You-Know-DL: ann.py",
@@ -193,28 +197,23 @@ def scaler_before_split_ann(d):
 @case("mistake", "https://github.com/nijamudheen/CheMLFlow/issues/9",
       "scaling before the data split (wine)", ("stats-from-test-split",))
 def scaler_before_split_wine(d):
-    x, t = d.wine
-    both = np.concatenate([x, t])
-    m, s = both.mean(0), both.std(0)
-    return {"train": x, "normalized": (x - m) / s, "test": t, "test_normalized": (t - m) / s}
+    return _pooled(*d.wine)
 
 
 @case("correct", "HOGEUNGOD/scientificProject: main.py",
       "X_train.std(axis=0) + 1e-7 per pixel on Fashion-MNIST: every pixel varies, so the epsilon changes nothing")
 def std_plus_epsilon_fashion(d):
-    x, t = d.fashion[..., 0].astype(np.float64), d.fashion_test[..., 0].astype(np.float64)
+    x = d.fashion[..., 0].astype(np.float64)
     m, s = x.mean(0), x.std(0) + 1e-7
-    return {"train": d.fashion[..., 0], "normalized": (x - m) / s, "test": d.fashion_test[..., 0],
-            "test_normalized": (t - m) / s}
+    return _both(d.fashion[..., 0], d.fashion_test[..., 0], lambda a: (a - m) / s)
 
 
 @case("mistake", "per_pixel_normalization: images /= (per_pixel_std + 1e-14) (code search, Fashion-MNIST setup)",
       "per-pixel std + 1e-14 on MNIST, applied to the test set", ("test-values-explode",))
 def std_plus_tiny_epsilon_mnist(d):
-    x, t = d.mnist.astype(np.float32), d.mnist_test.astype(np.float32)
+    x = d.mnist.astype(np.float32)
     m, s = x.mean(0), x.std(0)
-    return {"train": d.mnist, "normalized": (x - m) / (s + 1e-14), "test": d.mnist_test,
-            "test_normalized": (t - m) / (s + 1e-14)}
+    return _both(d.mnist, d.mnist_test, lambda a: (a.astype(np.float32) - m) / (s + 1e-14))
 
 
 @case("mistake", "Standardization layer: tf_keras.layers.Normalization(mean=mean, variance=stddev) (code search)",
@@ -288,8 +287,7 @@ def uint8_mean_subtraction(d):
 @case("correct", "tanganke/pytorch_classification: pytorch_classification/transforms/mnist.py",
       "ToTensor + Normalize((0.1307,), (0.3081,)) on MNIST")
 def mnist_constants(d):
-    f = lambda x: ((x / 255.0 - 0.1307) / 0.3081).astype(np.float32)  # noqa: E731
-    return {"train": d.mnist, "normalized": f(d.mnist), "test": d.mnist_test, "test_normalized": f(d.mnist_test)}
+    return _both(d.mnist, d.mnist_test, lambda x: ((x / 255.0 - 0.1307) / 0.3081).astype(np.float32))
 
 
 @case("correct", "amanyagami/DrDnaResnet18: data/data.py", "CIFAR-10 pooled std (0.2471, 0.2435, 0.2616)")
@@ -304,8 +302,7 @@ def cifar_half_half(d):
 
 @case("correct", "FriChaFri/CNN_MNIST: src/data.py", "Normalize((0.5,), (0.5,)) on MNIST, train and test")
 def mnist_half_half(d):
-    f = lambda x: (x / 255.0 - 0.5) / 0.5  # noqa: E731
-    return {"train": d.mnist, "normalized": f(d.mnist), "test": d.mnist_test, "test_normalized": f(d.mnist_test)}
+    return _both(d.mnist, d.mnist_test, lambda x: (x / 255.0 - 0.5) / 0.5)
 
 
 @case("correct", "DrChrisLevy/fast-ai-course-sd: notebooks/fashion_mnist.md",
@@ -321,8 +318,7 @@ def fashion_minus_one_one(d):
 
 @case("correct", "JeffreyQin/Keras_Notes: CNN_MNIST/prepData.py", "(images / 255) - 0.5 on MNIST, train and test")
 def mnist_centred_unit(d):
-    f = lambda x: x / 255.0 - 0.5  # noqa: E731
-    return {"train": d.mnist, "normalized": f(d.mnist), "test": d.mnist_test, "test_normalized": f(d.mnist_test)}
+    return _both(d.mnist, d.mnist_test, lambda x: x / 255.0 - 0.5)
 
 
 @case("correct", "DavidBert/TP_MAPI3_FULL: solutions/digits_preprocessing.py",
@@ -331,7 +327,7 @@ def digits_standard_scaler(d):
     x, t = d.digits
     m, s = x.mean(0), x.std(0)
     s = np.where(s > 0, s, 1.0)  # scikit-learn's scale_ of constant columns
-    return {"train": x, "normalized": (x - m) / s, "test": t, "test_normalized": (t - m) / s}
+    return _both(x, t, lambda a: (a - m) / s)
 
 
 @case("correct", "sofaque/ml_course: 2_data_governance/scaling.py",
@@ -339,8 +335,7 @@ def digits_standard_scaler(d):
 def cancer_standard_scaler(d):
     x, t = d.cancer
     m, s = x.mean(0), x.std(0)
-    return {"train": x, "normalized": (x - m) / s, "test": t, "test_normalized": (t - m) / s,
-            "stats": {"mean": m.tolist(), "std": s.tolist()}}
+    return {**_both(x, t, lambda a: (a - m) / s), "stats": {"mean": m.tolist(), "std": s.tolist()}}
 
 
 @case("correct", "bigcenter91/Stduy_: keras/Prac/scaler_prac.py",
@@ -348,8 +343,7 @@ def cancer_standard_scaler(d):
 def flattened_mnist_standard_scaler(d):
     x, t = d.mnist.reshape(len(d.mnist), -1), d.mnist_test.reshape(len(d.mnist_test), -1)
     m, s = x.mean(0), x.std(0)
-    s = np.where(s > 0, s, 1.0)
-    return {"train": x, "normalized": (x - m) / s, "test": t, "test_normalized": (t - m) / s}
+    return _both(x, t, lambda a: (a - m) / np.where(s > 0, s, 1.0))
 
 
 @case("correct", "witersong/machinelearning: Scikit/pandas/shampoo.py",
@@ -357,7 +351,7 @@ def flattened_mnist_standard_scaler(d):
 def wine_minmax(d):
     x, t = d.wine
     lo, hi = x.min(0), x.max(0)
-    return {"train": x, "normalized": (x - lo) / (hi - lo), "test": t, "test_normalized": (t - lo) / (hi - lo)}
+    return _both(x, t, lambda a: (a - lo) / (hi - lo))
 
 
 @case("correct", "https://github.com/thuml/Time-Series-Library/issues/452",
