@@ -80,7 +80,7 @@ def test_a_lambda_layer_ends_the_reading_without_running_it(mnist_small):
 def test_xception_fed_unit_data_is_an_expects_mismatch(cifar_subset):
     f = one(check(cifar_subset, normalized=cifar_subset / 255.0, expects="minus-one-one"), "expects-mismatch")
     assert f.numbers["expected_mean"] == pytest.approx(list(cifar_subset.mean(axis=(0, 1, 2)) / 127.5 - 1), rel=1e-9)
-    assert f.hint.startswith("x = x * 2.0 - 1.0")
+    assert f.hint.startswith("x = x * 2 - 1   # from what it gets now to what it expects")
 
 
 def test_hugging_face_preprocessor_config(tmp_path, cifar_subset):
@@ -181,3 +181,18 @@ def test_cli_check_with_model_prints_json_with_the_new_codes(mnist_small, keras_
     assert doc["inputs"]["model"].endswith("Rescaling 'rescale' (x * 0.003922)")
     code = main(["check", str(tmp_path / "x.npy"), "--model", str(tmp_path / "nope.pt")])
     assert code == 1 and capsys.readouterr().err.startswith("Error: normlab.check(model=")
+
+
+def test_cli_expects_a_hugging_face_config(cifar_subset, tmp_path, capsys):
+    from normlab.cli.main import main
+
+    cfg = tmp_path / "preprocessor_config.json"
+    cfg.write_text('{"do_rescale": true, "rescale_factor": 0.00392156862745098, "image_mean": [0.5, 0.5, 0.5], '
+                   '"image_std": [0.5, 0.5, 0.5]}')
+    np.save(tmp_path / "x.npy", cifar_subset)
+    np.save(tmp_path / "z.npy", cifar_subset / 255.0)
+    code = main(["check", str(tmp_path / "x.npy"), "--normalized", str(tmp_path / "z.npy"), "--expects", str(cfg)])
+    out = capsys.readouterr().out
+    assert code == 1 and "error[expects-mismatch] (normalized)" in out
+    assert "x = x * 2 - 1   # from what it gets now to what it expects" in out
+    assert "x = (x_uint8 * 0.003922 - (0.5, 0.5, 0.5)) / (0.5, 0.5, 0.5)" in out

@@ -184,6 +184,16 @@ def expects_mismatch(ctx: Context) -> list[Finding]:
            f"{fmt_seq(mean)} and std {fmt_seq(std)}, where mean {fmt_seq(em)} and std {fmt_seq(es)} are expected. "
            "A pretrained network fed another scale than it was trained on loses accuracy without any error.")
     hint = "# from the raw 0..255 pixels, and no other scaling:\n" + e.recipe
-    if looks == "values in [0, 1]" and e.name == "minus-one-one":
-        hint = "x = x * 2.0 - 1.0   # from [0, 1] to [-1, 1]\n" + hint
+    if np.all(std > 0):  # the affine map from what the network gets to what it expects, channel by channel
+        a = es / std
+        b = em - mean * a
+        numbers.update(convert_scale=as_list(a), convert_offset=as_list(b))
+        shift = f"- {_one_or_all(-b)}" if np.all(b < 0) else f"+ {_one_or_all(b)}"
+        hint = f"x = x * {_one_or_all(a)} {shift}   # from what it gets now to what it expects\n" + hint
     return [Finding("expects-mismatch", "error", "normalized", msg, hint, numbers)]
+
+
+def _one_or_all(v: np.ndarray) -> str:
+    """One number when every channel has the same (rounded) value, else the sequence."""
+    r = np.round(v, 4) + 0.0
+    return fmt(r[0]) if np.all(r == r[0]) else fmt_seq(r)
