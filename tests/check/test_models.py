@@ -196,3 +196,25 @@ def test_cli_expects_a_hugging_face_config(cifar_subset, tmp_path, capsys):
     assert code == 1 and "error[expects-mismatch] (normalized)" in out
     assert "x = x * 2 - 1   # from what it gets now to what it expects" in out
     assert "x = (x_uint8 * 0.003922 - (0.5, 0.5, 0.5)) / (0.5, 0.5, 0.5)" in out
+
+
+def test_a_torch_export_program_is_read_from_its_graph(tmp_path, cifar_subset):
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1))
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv((x / 255.0 - self.mean) / self.std)
+
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(Net(), (torch.rand(2, 3, 32, 32),)), str(path))
+    m = read_model(path)
+    assert [s.kind for s in m.steps] == ["aten.div", "aten.sub", "aten.div"] and m.first_layer == "conv2d"
+    x = np.ascontiguousarray(cifar_subset.transpose(0, 3, 1, 2))
+    assert check(x, model=str(path), channel_axis=1, expects="imagenet").codes == ["model-input"]
+    assert "stats-outside-data" in check(x / 255.0, model=str(path), channel_axis=1)

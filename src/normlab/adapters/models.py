@@ -11,6 +11,8 @@ layer with weights; ``normlab.check(model=...)`` composes it with the data's own
   (torchvision's), in the order the modules were registered; a ``.pt`` file is loaded with
   ``torch.load(weights_only=True)``, so a state_dict is read by its leading ``mean``/``std`` (or normlab's
   ``inv_scale``/``offset``) buffers and a pickled module, which only loads by running its code, is refused.
+- ``torch.export`` programs (``.pt2``, a graph of ATen operators, no pickled Python code): the leading
+  ``sub``/``div``/``mul``/``add`` with a number, buffer or constant operand.
 - ONNX: the leading ``Sub``/``Div``/``Mul``/``Add`` nodes with a constant operand (``Identity``/``Cast``
   passed).
 
@@ -53,6 +55,8 @@ def read_model(model: Any) -> ModelInput | None:
 
         if isinstance(model, torch.nn.Module):
             return _torch_chain(model, f"{type(model).__name__} (torch)")
+        if isinstance(model, torch.export.ExportedProgram):
+            return _exported_chain(model, "torch.export program")
     if module.startswith("onnx"):
         return _onnx_chain(model, "ONNX model")
     return None
@@ -82,12 +86,17 @@ def _read_file(path: Path) -> ModelInput:
         return _keras_chain(model, str(path))
     if suffix in (".pt", ".pth", ".bin"):
         return _torch_file(path)
+    if suffix == ".pt2":
+        import torch
+
+        return _exported_chain(torch.export.load(str(path)), str(path))
     if suffix == ".onnx":
         import onnx
 
         return _onnx_chain(onnx.load(str(path)), str(path))
     raise DataError(
-        f"normlab.check(model={str(path)!r}) has the suffix {suffix!r}; expected .keras, .pt/.pth or .onnx."
+        f"normlab.check(model={str(path)!r}) has the suffix {suffix!r}; expected .keras, .pt/.pth, .pt2 "
+        "(torch.export.save) or .onnx."
     )
 
 
@@ -234,6 +243,50 @@ def _state_dict_chain(state: dict[str, Any], source: str) -> ModelInput:
     return ModelInput(source, tuple(steps))
 
 
+# ---- torch.export --------------------------------------------------------------------------------
+
+_ATEN_AFFINE = {"sub": "Sub", "div": "Div", "mul": "Mul", "add": "Add"}
+_ATEN_PASS = {"_to_copy", "to", "clone", "contiguous", "alias", "detach"}
+
+
+def _affine(op: str, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``y = x <op> c`` as ``x * scale + offset``."""
+    one, zero = np.ones_like(c), np.zeros_like(c)
+    return {"Sub": (one, -c), "Add": (one, c), "Mul": (c, zero), "Div": (1.0 / np.where(c == 0, np.nan, c), zero)}[op]
+
+
+def _exported_chain(ep: Any, source: str) -> ModelInput:
+    sig = ep.graph_signature
+    names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers,
+             **getattr(sig, "inputs_to_lifted_tensor_constants", {})}
+    tensors = {**ep.state_dict, **ep.constants}
+    consts = {ph: _as_array(tensors[name]) for ph, name in names.items() if name in tensors}
+    nodes = list(ep.graph_module.graph.nodes)
+    current = next((n for n in nodes if n.op == "placeholder" and n.name in sig.user_inputs), None)
+    steps: list[InputStep] = []
+    while current is not None:
+        users = list(current.users)
+        if len(users) != 1 or users[0].op != "call_function":
+            return ModelInput(source, tuple(steps), stopped=None if not users else f"the input feeds {len(users)} nodes")
+        node = users[0]
+        op = str(getattr(node.target, "__name__", node.target)).split(".")[0]
+        if op in _ATEN_PASS:
+            current = node
+            continue
+        other = node.args[1] if len(node.args) == 2 and node.args[0] is current else None
+        c = np.asarray(other, dtype=np.float64) if isinstance(other, (int, float)) else \
+            consts.get(getattr(other, "name", None))
+        if op in _ATEN_AFFINE and c is not None and "alpha" not in node.kwargs:
+            scale, offset = _affine(_ATEN_AFFINE[op], _drop_batch_axis(c))
+            steps.append(InputStep(node.name, f"aten.{op}", scale, offset))
+            current = node
+            continue
+        if any(getattr(a, "name", None) in consts for a in node.args):
+            return ModelInput(source, tuple(steps), first_layer=node.name)
+        return ModelInput(source, tuple(steps), stopped=f"aten.{op} {node.name!r} is not an affine map with a constant")
+    return ModelInput(source, tuple(steps))
+
+
 # ---- ONNX ----------------------------------------------------------------------------------------
 
 
@@ -266,11 +319,8 @@ def _onnx_chain(model: Any, source: str) -> ModelInput:
             c = _drop_batch_axis(consts[other[0]])
             if node.op_type == "Div" and np.any(c == 0):
                 return ModelInput(source, tuple(steps), stopped=f"Div {name!r} divides by zero")
-            one, zero = np.ones_like(c), np.zeros_like(c)
-            op = node.op_type
-            scale = c if op == "Mul" else 1.0 / c if op == "Div" else one
-            offset = -c if op == "Sub" else c if op == "Add" else zero
-            steps.append(InputStep(name, op, scale, offset))
+            scale, offset = _affine(node.op_type, c)
+            steps.append(InputStep(name, node.op_type, scale, offset))
             current = node.output[0]
             continue
         if any(i in consts for i in node.input):

@@ -100,7 +100,7 @@ def check(
     max_samples : int
         At most this many samples (evenly spaced) are used by the per-sample analyses (which axis, rank
         order, wrap-around); every statistic is exact over all samples.
-    model : keras.Model, torch.nn.Module, ONNX model or path (``.keras``, ``.pt``, ``.onnx``), optional
+    model : keras.Model, torch.nn.Module, ExportedProgram, ONNX model or path (``.keras``, ``.pt``, ``.pt2``, ``.onnx``), optional
         The model the data is fed to. The normalization layers at its input (``Rescaling``,
         ``Normalization``, normlab's layers, torchvision-style ``Normalize``, leading ``Sub``/``Div``
         nodes) are composed with the data's preprocessing, and every check judges what its first weight

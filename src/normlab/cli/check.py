@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mean", type=float, nargs="+", metavar="M", help="mean(s) you normalize with")
     p.add_argument("--std", type=float, nargs="+", metavar="S", help="std(s) you divide by")
     p.add_argument("--var", type=float, nargs="+", metavar="V", help="variance(s), if that is what you pass")
-    p.add_argument("--model", metavar="FILE", help="the model the data is fed to (.keras, .pt state_dict, .onnx): "
+    p.add_argument("--model", metavar="FILE", help="the model the data is fed to (.keras, .pt state_dict, .pt2 torch.export, .onnx): "
                    "its input normalization layers are composed with the data; nothing of it is executed")
     p.add_argument("--expects", metavar="NAME|FILE", help="what the (pretrained) model was trained on: unit, "
                    "minus-one-one, imagenet, caffe, standardized, or a preprocessor_config.json / timm config")
