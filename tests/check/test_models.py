@@ -3,6 +3,8 @@ ONNX graphs; composed with the data so that every check judges what the first we
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from tests.check.helpers import IMAGENET_MEAN, IMAGENET_STD, one
@@ -136,6 +138,12 @@ def test_a_torch_state_dict_is_read_with_weights_only_and_a_pickled_module_is_re
     torch.save(net, pickled)
     with pytest.raises(DataError, match=r"weights_only=True\) refused it\). Save model.state_dict\(\)"):
         check(mnist_small, model=str(pickled))
+    scripted = tmp_path / "scripted.pt"
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; files saved with it still exist
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net[1]), str(scripted))
+    with pytest.raises(DataError, match=r"is a TorchScript archive .* expected a state_dict"):
+        check(mnist_small, model=str(scripted))
 
 
 # ---- ONNX -----------------------------------------------------------------------------------------

@@ -198,11 +198,27 @@ def _torch_chain(model: Any, source: str) -> ModelInput:
     return ModelInput(source, tuple(steps))
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A torch.jit.save archive: a zip with a ``code/`` folder (torch.load would hand it to torch.jit.load)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any("/code/" in name for name in zf.namelist())
+
+
 def _torch_file(path: Path) -> ModelInput:
     import pickle
 
     import torch
 
+    if _is_torchscript(path):
+        raise DataError(
+            f"normlab.check(model={str(path)!r}) is a TorchScript archive (torch.jit.save), whose code normlab does "
+            "not load; expected a state_dict. Save model.state_dict(), export with torch.export.save (.pt2) or "
+            "to ONNX, or pass the live module: normlab.check(..., model=model)."
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:

@@ -17,7 +17,8 @@ Modules, in the order a run uses them:
   ``_shared``: summaries several checks share (that explanation, what the model is fed).
 - The checks: ``_values`` (NaN/inf, magnitude, spread, constants, double scaling), ``_axis`` (wrong axis,
   wrap-around), ``_leakage`` (test-split statistics, train/test mismatch), ``_statistics`` (std given as
-  variance, averaged stds).
+  variance, averaged stds), ``_network`` (the model's input layers, statistics on another scale or from
+  other data, exploding test values), ``_expects`` (what a pretrained model was trained on).
 - ``_model``: :class:`ModelInput`, the affine maps a model applies to its own input (read by
   :mod:`normlab.adapters.models`), composed with the data so that every check judges what the network sees.
 - ``_findings``: :class:`Finding`, :class:`Report` and the stable :data:`CODES`.

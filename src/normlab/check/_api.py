@@ -132,6 +132,13 @@ def check(
     ['double-scaling']
     >>> normlab.check(x, normalized=x / 255.0).codes
     []
+
+    What a model does to its input counts (``model=`` also takes a keras.Model, a torch module or a file):
+
+    >>> from normlab.check import InputStep, ModelInput
+    >>> rescaling = InputStep("rescaling", "Rescaling", np.array(1 / 255), np.array(0.0))
+    >>> normlab.check(x, normalized=x / 255.0, model=ModelInput("model", (rescaling,), "conv2d")).codes
+    ['double-scaling', 'model-input']
     """
     ignored = set(ignore)
     unknown = ignored - set(CODES)
