@@ -136,3 +136,9 @@ def test_caffe_mean_subtraction_in_bgr_is_info_and_silent_with_expects_caffe(cif
     assert check(cifar_subset, normalized=z, expects="caffe").codes == []
     rgb = check(cifar_subset, normalized=cifar_subset.astype(np.float32) - CAFFE_BGR[::-1], expects="caffe")
     assert one(rgb, "expects-mismatch").numbers["reversed_channels"] is True
+
+
+def test_expects_without_raw_data_still_judges_the_magnitude(cifar_subset):
+    # nothing to compare the convention with: the magnitude check speaks instead of staying silent
+    r = check(normalized=cifar_subset.astype(np.float32), expects="imagenet")
+    assert one(r, "pixels-not-scaled").severity == "error" and "expects-mismatch" not in r

@@ -91,8 +91,8 @@ def _image_hint() -> str:
 def not_scaled(ctx: Context) -> list[Finding]:
     """Magnitudes far from order 1 in what the model is fed (pixels-not-scaled / features-not-scaled)."""
     f = fed(ctx)
-    if f is None or ctx.expects is not None:
-        return []  # with expects=, expects-mismatch judges the inputs against what the model was trained on
+    if f is None or (ctx.expects is not None and ctx.X is not None):
+        return []  # expects-mismatch judges the inputs against what the model was trained on
     rms = np.nan_to_num(f.rms, nan=0.0)  # entries without finite values have no magnitude
     severity = "warning" if f.how == "as-given" else "error"
     prefix = {"as-given": "If it is fed to a model as it is, ", "normalized": "", "derived": ""}[f.how]
