@@ -408,3 +408,61 @@ def two_pass_pooled_std(d):
 def cancer_scaled_for_mlp(d):
     x = np.concatenate(d.cancer)
     return {"train": x, "normalized": (x - x.mean(0)) / x.std(0)}
+
+
+# ---- added after the checks were written, and run once without changing any check -----------------------
+
+#: The first case found and reproduced after the checks were finished; it and those after it were not used
+#: to tune any check.
+LATE_FROM = "validation_data_not_rescaled"
+
+
+@case("mistake", "https://github.com/keras-team/keras/issues/7187",
+      "ImageDataGenerator(rescale=1/255) for training, validation_data passed unscaled", ("train-test-mismatch",))
+def validation_data_not_rescaled(d):
+    return {"train": d.mnist, "normalized": d.mnist / 255.0, "test": d.mnist_test,
+            "test_normalized": d.mnist_test.astype(np.float32)}
+
+
+@case("mistake", "https://github.com/jolibrain/deepdetect/pull/432",
+      "mean subtracted before the image is stored as 8-bit data (negative values wrap)", ("uint8-wraparound",))
+def mean_subtracted_then_stored_uint8(d):
+    z = (d.cifar.astype(np.int16) - np.array([104, 117, 124], dtype=np.int16)).astype(np.uint8)
+    return {"train": d.cifar, "normalized": z}
+
+
+@case("correct", "divraz/EVA6: Experiment_7/get_mean_and_std.py",
+      "mean of batch means and of batch mean squares over equal batches: the pooled statistics (CIFAR-10)")
+def batch_moments_pooled(d):
+    x01 = (d.cifar / 255.0).reshape(10, -1, 32 * 32, 3)  # 10 batches of 100 images
+    mean = x01.mean(axis=(1, 2)).mean(axis=0)
+    std = np.sqrt((x01**2).mean(axis=(1, 2)).mean(axis=0) - mean**2)
+    return {"train": d.cifar, "stats": {"mean": mean.tolist(), "std": std.tolist()}}
+
+
+@case("correct", "https://github.com/Cadene/pretrained-models.pytorch/issues/188",
+      "Xception's pretrained config mean (0.5, 0.5, 0.5), std (0.5, 0.5, 0.5) on ToTensor output")
+def xception_config(d):
+    cfg = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    return {"train": d.cifar, "normalized": (d.cifar / 255.0 - 0.5) / 0.5, "expects": cfg}
+
+
+@case("correct", "https://github.com/chainer/chainercv/issues/358",
+      "Faster R-CNN preprocessing: the mean subtracted, no / 255 (what its Caffe weights expect)")
+def mean_subtraction_only(d):
+    return {"train": d.cifar, "normalized": d.cifar.astype(np.float32) - np.array([122.8, 115.8, 102.9])}
+
+
+@case("correct", "kk17/supermarket_detection: facenet/preprocessing.py",
+      "(img - img.mean()) / img.std() per image (FaceNet's prewhitening)")
+def prewhiten_per_image(d):
+    x = d.cifar.astype(np.float64)
+    return {"train": d.cifar, "normalized": (x - x.mean(axis=(1, 2, 3), keepdims=True)) /
+            x.std(axis=(1, 2, 3), keepdims=True)}
+
+
+@case("correct", "UGA-DeepLearning/RDNetTiny: robustness_helpers/config.py",
+      "CIFAR10_MEAN (0.4914, 0.4822, 0.4465), CIFAR10_STD (0.2470, 0.2435, 0.2616) on CIFAR-10, train and test")
+def cifar_constants_train_test(d):
+    mean, std = np.array([0.49139968, 0.48215841, 0.44653091]), np.array([0.24703223, 0.24348513, 0.26158784])
+    return _both(d.cifar_train, d.cifar_test, lambda x: (x / 255.0 - mean) / std)
