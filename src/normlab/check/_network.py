@@ -170,13 +170,9 @@ def test_values_explode(ctx: Context) -> list[Finding]:
     with np.errstate(invalid="ignore"):
         peak = np.nanmax(np.abs(np.where(np.isfinite(zt), zt, np.nan)).reshape(n, -1), axis=0)
     peak = np.nan_to_num(peak, nan=0.0)
-    z = ctx.Z
-    train_peak = 0.0
-    if z is not None:
-        train_peak = float(np.nanmax(np.abs(np.where(np.isfinite(z.x), z.x, 0.0))))
-    elif ctx.X is not None and ctx.given is not None:
-        base = ctx.fed_array("train", "normalized")
-        train_peak = float(np.nanmax(np.abs(base))) if base is not None else 0.0
+    f = fed(ctx)  # what the training data becomes: its exact min and max, without a normalized copy
+    known = f is not None and f.how != "as-given"  # else only the test side's normalization is known
+    train_peak = float(np.nanmax(np.abs(np.concatenate([f.min, f.max])))) if known else 0.0
     x, t = ctx.X, ctx.T
     const = None
     hot = peak > EXPLODE_TEST
