@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import normlab.adapters  # noqa: F401  (NumPy only: fills core's hooks for the framework bridges)
+import normlab.adapters  # noqa: F401  (NumPy only: fills core's hooks: exporters, Dask, model readers)
 from normlab._version import __version__ as __version__
 from normlab.core._load import load as load
 from normlab.core.normalizers import Center as Center

@@ -9,7 +9,8 @@ Each bridge lives in its own module and imports its framework only when it is im
 
 This module itself imports NumPy only. Importing it (``import normlab`` does) fills the hooks of
 :mod:`normlab.core._hooks` through which the NumPy-only core reaches the bridges: ``to_torch()`` and
-``to_keras()`` of every normalizer, and Dask collections passed to ``fit`` or ``normlab.stats``.
+``to_keras()`` of every normalizer, Dask collections passed to ``fit`` or ``normlab.stats``, and the
+model readers of ``normlab.check(model=...)`` (:mod:`normlab.adapters.models`).
 Framework *data* (DataLoaders, Datasets, PyDatasets) needs no bridge: :func:`as_batches` (in
 :mod:`normlab.core._batches`) recognizes it by class name.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from normlab.core._batches import DEFAULT_BATCH_SIZE, as_batches
-from normlab.core._hooks import register_collection, register_exporter
+from normlab.core._hooks import register_collection, register_exporter, register_model_reader
 
 __all__ = ["DEFAULT_BATCH_SIZE", "as_batches", "is_dask_collection"]
 
@@ -49,6 +50,13 @@ def _to_keras(normalizer: Any) -> Any:
     return to_keras(normalizer)
 
 
+def _read_model(model: Any) -> Any:
+    from normlab.adapters.models import read_model  # imported only when a model is checked
+
+    return read_model(model)
+
+
 register_collection("dask", is_dask_collection, _feed_dask)
 register_exporter("torch", _to_torch)
 register_exporter("keras", _to_keras)
+register_model_reader("models", _read_model)

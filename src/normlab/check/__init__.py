@@ -17,7 +17,10 @@ Modules, in the order a run uses them:
   ``_shared``: summaries several checks share (that explanation, what the model is fed).
 - The checks: ``_values`` (NaN/inf, magnitude, spread, constants, double scaling), ``_axis`` (wrong axis,
   wrap-around), ``_leakage`` (test-split statistics, train/test mismatch), ``_statistics`` (std given as
-  variance, averaged stds).
+  variance, averaged stds), ``_network`` (the model's input layers, statistics on another scale or from
+  other data, exploding test values), ``_expects`` (what a pretrained model was trained on).
+- ``_model``: :class:`ModelInput`, the affine maps a model applies to its own input (read by
+  :mod:`normlab.adapters.models`), composed with the data so that every check judges what the network sees.
 - ``_findings``: :class:`Finding`, :class:`Report` and the stable :data:`CODES`.
 
 Numbers in messages are written by :mod:`normlab._format`.
@@ -30,8 +33,10 @@ from normlab.check._findings import CODES as CODES
 from normlab.check._findings import SEVERITIES as SEVERITIES
 from normlab.check._findings import Finding as Finding
 from normlab.check._findings import Report as Report
+from normlab.check._model import InputStep as InputStep
+from normlab.check._model import ModelInput as ModelInput
 
-__all__ = ["CODES", "SEVERITIES", "Finding", "Report", "check"]
+__all__ = ["CODES", "SEVERITIES", "Finding", "InputStep", "ModelInput", "Report", "check"]
 
 
 # ``normlab.check`` is both this package and the function: ``import normlab.check`` makes the package the

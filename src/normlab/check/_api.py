@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from normlab.check import _axis, _leakage, _statistics, _values
+from normlab.check import _axis, _expects, _leakage, _network, _statistics, _values
 from normlab.check._context import Context
 from normlab.check._findings import CODES, Finding, Report
+from normlab.check._shared import stats_used
 from normlab.errors import DataError
 
 __all__ = ["check"]
 
 # (codes a check can report, what it needs, the check). Order: cheap value checks first.
 _CHECKS: tuple[tuple[tuple[str, ...], Callable[[Context], bool], Callable[[Context], list[Finding]]], ...] = (
+    (("model-input",), lambda c: c.model is not None, _network.model_input),
     (("nan-or-inf",), lambda c: bool(c.data), _values.nan_or_inf),
     (("pixels-not-scaled", "features-not-scaled"), lambda c: c.X is not None or c.Z is not None,
      _values.not_scaled),
@@ -26,8 +28,16 @@ _CHECKS: tuple[tuple[tuple[str, ...], Callable[[Context], bool], Callable[[Conte
     (("train-test-mismatch",), lambda c: c.ZT is not None, _leakage.train_test_mismatch),
     (("uint8-wraparound",), lambda c: c.Z is not None or c.ZT is not None, _axis.uint8_wraparound),
     (("double-scaling",), lambda c: c.X is not None or c.Z is not None, _values.double_scaling),
-    (("std-as-variance",), lambda c: c.given is not None, _statistics.std_as_variance),
-    (("averaged-std",), lambda c: c.given is not None, _statistics.averaged_std),
+    (("std-as-variance",), lambda c: stats_used(c) is not None, _statistics.std_as_variance),
+    (("averaged-std",), lambda c: stats_used(c) is not None, _statistics.averaged_std),
+    (("stats-outside-data",), lambda c: c.X is not None and stats_used(c) is not None,
+     _network.stats_outside_data),
+    (("stats-from-other-data",), lambda c: c.X is not None and stats_used(c) is not None,
+     _network.stats_from_other_data),
+    (("test-values-explode",), lambda c: c.ZT is not None or (c.T is not None and c.given is not None),
+     _network.test_values_explode),
+    (("expects-mismatch",), lambda c: c.expects is not None and (c.X is not None or c.Z is not None),
+     _expects.expects_mismatch),
 )
 
 
@@ -50,6 +60,8 @@ def check(
     channel_axis: int = -1,
     ignore: Iterable[str] = (),
     max_samples: int = 2000,
+    model: Any = None,
+    expects: Any = None,
 ) -> Report:
     """Find the normalization mistakes that silently cost accuracy, like a linter.
 
@@ -88,6 +100,18 @@ def check(
     max_samples : int
         At most this many samples (evenly spaced) are used by the per-sample analyses (which axis, rank
         order, wrap-around); every statistic is exact over all samples.
+    model : keras.Model, torch.nn.Module, ExportedProgram, ONNX model or path (``.keras``, ``.pt``, ``.pt2``, ``.onnx``), optional
+        The model the data is fed to. The normalization layers at its input (``Rescaling``,
+        ``Normalization``, normlab's layers, torchvision-style ``Normalize``, leading ``Sub``/``Div``
+        nodes) are composed with the data's preprocessing, and every check judges what its first weight
+        layer receives. Nothing of the model is executed; a ``.pt`` file is read with
+        ``torch.load(weights_only=True)``.
+    expects : str, dict or path, optional
+        What the (pretrained) model was trained on: ``"unit"`` ([0, 1]), ``"minus-one-one"`` ([-1, 1]),
+        ``"imagenet"`` (x / 255 standardized with ImageNet's mean and std), ``"caffe"`` (BGR, ImageNet
+        mean subtracted on 0..255), ``"standardized"`` (mean 0, std 1 per channel), or a Hugging Face
+        ``preprocessor_config.json`` / timm config (a path or a dict with ``image_mean``/``image_std``/
+        ``rescale_factor`` or ``mean``/``std``).
 
     Returns
     -------
@@ -108,6 +132,13 @@ def check(
     ['double-scaling']
     >>> normlab.check(x, normalized=x / 255.0).codes
     []
+
+    What a model does to its input counts (``model=`` also takes a keras.Model, a torch module or a file):
+
+    >>> from normlab.check import InputStep, ModelInput
+    >>> rescaling = InputStep("rescaling", "Rescaling", np.array(1 / 255), np.array(0.0))
+    >>> normlab.check(x, normalized=x / 255.0, model=ModelInput("model", (rescaling,), "conv2d")).codes
+    ['double-scaling', 'model-input']
     """
     ignored = set(ignore)
     unknown = ignored - set(CODES)
@@ -115,7 +146,8 @@ def check(
         raise DataError(f"normlab.check(ignore={sorted(unknown)}) names unknown codes; expected any of "
                          f"{', '.join(CODES)}.")
     ctx = Context(train=train, normalized=normalized, test=test, test_normalized=test_normalized,
-                  normalizer=normalizer, stats=stats, per=per, channel_axis=channel_axis, max_samples=max_samples)
+                  normalizer=normalizer, stats=stats, per=per, channel_axis=channel_axis, max_samples=max_samples,
+                  model=model, expects=_expects.resolve_expects(expects))
     findings: list[Finding] = []
     ran: list[str] = []
     for codes, needs, fn in _CHECKS:

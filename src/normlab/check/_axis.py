@@ -24,6 +24,7 @@ _PAIRS = (("train", "normalized"), ("test", "test_normalized"))
 
 _NATURE = {
     "unit-l2": "has unit L2 norm",
+    "unit-l1": "has unit L1 norm (its absolute values sum to 1)",
     "standardized": "has mean 0 and std 1",
     "minmax": "spans [0, 1]",
     "unit-max": "has a largest absolute value of 1",
@@ -75,6 +76,7 @@ def _call(nature: str, red_axes: list[int], user_ndim: int) -> str:
     return {
         "unit-l2": f"keras.utils.normalize(x, axis={r})" + (" (axis=-1, the default)" if r == user_ndim - 1
                                                             else ""),
+        "unit-l1": f"x / np.abs(x).sum(axis={r}, keepdims=True)",
         "standardized": f"(x - x.mean(axis={r}, keepdims=True)) / x.std(axis={r}, keepdims=True)",
         "minmax": f"min-max scaling along axis {r}",
         "unit-max": f"x / np.abs(x).max(axis={r}, keepdims=True)",
@@ -149,8 +151,9 @@ def _judge(ctx: Context, e: Explanation, raw_role: str, norm_role: str) -> Findi
         if ratio <= ROW_MIXING_RATIO:
             return None
         numbers["feature_std_ratio"] = ratio
-        call = "keras.utils.normalize(x, axis=1) or scikit-learn's Normalizer" if e.nature == "unit-l2" else \
-            "statistics computed along axis 1"
+        call = {"unit-l2": "keras.utils.normalize(x, axis=1) or scikit-learn's Normalizer",
+                "unit-l1": "scikit-learn's normalize(x, norm='l1') or x / x.sum(axis=1, keepdims=True)"}.get(
+            e.nature, "statistics computed along axis 1")
         msg = (f"each sample (row) of {label} {_NATURE[e.nature]}: this is {call} on an {layout} table. Every "
                f"feature of a row is divided by the same number, which mixes features measured in different units "
                f"(their stds differ {fmt(ratio)}x), so each row's values are dominated by its largest feature. "

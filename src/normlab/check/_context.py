@@ -17,6 +17,7 @@ import numpy as np
 
 from normlab.check._data import ROLE_LABELS, Data, exact_stats, resolve_array
 from normlab.check._given import Given, normalizer_name, resolve_given
+from normlab.check._model import ModelInput, compose, per_sample, read_model
 from normlab.core.axes import (
     axis_names,
     channel_count,
@@ -42,8 +43,11 @@ class Context:
 
     def __init__(self, *, train: Any = None, normalized: Any = None, test: Any = None,
                  test_normalized: Any = None, normalizer: Any = None, stats: Any = None, per: str = "auto",
-                 channel_axis: int = -1, split: str = "train", max_samples: int = 2000) -> None:
+                 channel_axis: int = -1, split: str = "train", max_samples: int = 2000, model: Any = None,
+                 expects: Any = None) -> None:
         self.given = resolve_given(normalizer, stats)
+        self.model: ModelInput | None = read_model(model) if model is not None else None
+        self.expects = expects
         raw = {}
         for role, obj in zip(_ROLES, (train, normalized, test, test_normalized), strict=True):
             if obj is not None:
@@ -58,6 +62,8 @@ class Context:
         self._align(raw, channel_axis)
         self._place_given()
         self.mode = self._resolve_mode(per)
+        self.user_normalized = "normalized" in self.data  # before the model's input layers replace it
+        self._apply_model()
 
     # ---- alignment ------------------------------------------------------------------------------
 
@@ -144,6 +150,55 @@ class Context:
         if per == "auto":
             return effective_per(self.internal_shape, self.channel_axis)
         return per
+
+    # ---- the model's own input normalization --------------------------------------------------
+
+    def _apply_model(self) -> None:
+        """Replace the normalized data by what the model's first weight layer receives.
+
+        The network sees the model's input maps applied to what it is fed: the normalized data when given,
+        else the training data after the given statistics, else the training data itself. The test split
+        goes the same way, unless only the training data's normalized version was given (then nothing
+        says how the test data is prepared).
+        """
+        m = self.model
+        if m is None or not m.steps or not self.data:
+            return
+        a, b = compose(m, self.internal_shape, self.channel_axis, self.n_channels)
+        first = f" {m.first_layer!r}" if m.first_layer else ""
+        for raw_role, norm_role in (("train", "normalized"), ("test", "test_normalized")):
+            base = self.fed_array(raw_role, norm_role)
+            if base is None:
+                continue
+            dt = np.float32 if base.dtype.itemsize <= 4 else np.float64
+            net = np.multiply(base, a.astype(dt), dtype=dt)
+            net += b.astype(dt)
+            side = "the training data" if raw_role == "train" else "the test data"
+            label = f"what the model's first layer{first} receives from {side} (after {m.names})"
+            old = self.data.get(norm_role) or self.data[raw_role]
+            self.data[norm_role] = Data(norm_role, f"{old.source} through {m.names}", net,
+                                        (net.shape[0], *self.user_shape), old.names, label_text=label)
+
+    def fed_array(self, raw_role: str, norm_role: str) -> np.ndarray | None:
+        """What the user feeds for this split: the normalized data, or the raw data after the given
+        statistics (or per-sample normalizer), or the raw data itself."""
+        d = self.data.get(norm_role)
+        if d is not None:
+            return d.x
+        x = self.data.get(raw_role)
+        if x is None or (raw_role == "test" and self.user_normalized):
+            return None
+        g = self.given
+        if g is not None and g.size > 0:
+            k = self.data_scale(g)
+            c = per_sample(g.center, self.internal_shape, self.channel_axis, self.n_channels, "the statistics")
+            sc = per_sample(np.where(g.scale == 0, 1.0, g.scale), self.internal_shape, self.channel_axis,
+                            self.n_channels, "the statistics")
+            return ((np.asarray(x.x, dtype=np.float64) / k - c) / sc).astype(np.float32)
+        if g is not None and g.normalizer is not None:
+            out = g.normalizer.transform(x.x.reshape(x.n, *self.user_shape))
+            return np.asarray(out).reshape(x.n, *self.internal_shape)
+        return x.x
 
     # ---- accessors ------------------------------------------------------------------------------
 
@@ -253,6 +308,8 @@ class Context:
         out = {role: d.describe() for role, d in self.data.items()}
         if self.given is not None:
             out["stats"] = self.given.source
+        if self.model is not None:
+            out["model"] = self.model.describe()
         if self.data:
             out["layout"] = f"{self.layout_text()}, statistics per {self.mode!r}"
         return out

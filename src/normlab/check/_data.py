@@ -32,11 +32,12 @@ class Data:
     x: np.ndarray
     user_shape: tuple[int, ...]
     names: list[str] | None = None
+    label_text: str | None = None  # how messages name it when not by its role (what a model receives)
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
-        return ROLE_LABELS[self.role]
+        return self.label_text or ROLE_LABELS[self.role]
 
     @property
     def n(self) -> int:

@@ -47,11 +47,12 @@ class Explanation:
     residual: float  # relative residual of that fit (or of the best candidate when nothing fits)
     a: np.ndarray | None  # coefficients, keepdims-shaped over the subsample
     b: np.ndarray | None
-    nature: str  # "unit-l2", "standardized", "minmax", "unit-max" or "affine"
+    nature: str  # "unit-l2", "unit-l1", "standardized", "minmax", "unit-max" or "affine"
     index: np.ndarray  # the samples analysed
     rank_checked: int = 0  # (sample, channel) rows whose intensity order was checked
     rank_broken: int = 0  # ... and in how many of them it was not preserved
     example: dict[str, Any] | None = None
+    channels_reversed: bool = False  # z follows from x[..., ::-1] (RGB <-> BGR)
 
     @property
     def stateful(self) -> bool:
@@ -190,6 +191,8 @@ def _nature(z: np.ndarray, ok: np.ndarray, keep: tuple[int, ...], a: np.ndarray,
     absmax = sel(np.maximum(np.abs(big), np.abs(small)))
     if np.all(np.abs(norm - 1) < _PROP_TOL):
         return "unit-l2"
+    if np.all(np.abs(sel(np.abs(z).sum(axis=red, keepdims=True)) - 1) < _PROP_TOL):
+        return "unit-l1"
     if np.all(np.abs(sel(mean)) < _PROP_TOL) and np.all(np.abs(sel(std) - 1) < _PROP_TOL):
         return "standardized"
     if np.all(np.abs(sel(small)) < _PROP_TOL) and np.all(np.abs(sel(big) - 1) < _PROP_TOL):

@@ -34,6 +34,11 @@ CODES: dict[str, str] = {
     "double-scaling": "data scaled twice: divided by 255 twice, or standardized twice",
     "std-as-variance": "a variance passed where a std is expected, or the other way round",
     "averaged-std": "a std that averages per-image or per-batch stds instead of the pooled std",
+    "model-input": "the normalization layers at the model's input, which the other checks compose with the data",
+    "stats-outside-data": "a centre or scale far outside the data's range (0..255 statistics on [0, 1] data)",
+    "stats-from-other-data": "statistics far from the data's own (another dataset's constants), with the right ones",
+    "test-values-explode": "normalized test values far beyond the training range (std + epsilon on constant features)",
+    "expects-mismatch": "what the network receives differs from what the (pretrained) model was trained on",
 }
 
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}

@@ -44,6 +44,7 @@ class Given:
     channel_axis: int | None = None
     exact: bool = False
     normalizer: Any = None
+    label: str = "the given"  # how messages name them ("the recovered" when read back from normalized data)
 
     @property
     def size(self) -> int:

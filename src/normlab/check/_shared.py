@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from normlab.check._context import Context
-from normlab.check._data import exact_stats
+from normlab.check._data import Data, exact_stats
 from normlab.check._explain import Explanation, explain
+from normlab.check._given import Given
 
-__all__ = ["Fed", "constant_mask", "explanation", "fed"]
+__all__ = ["Fed", "constant_mask", "explanation", "fed", "stats_used"]
 
 _EPS = np.finfo(np.float64).eps
 
@@ -35,8 +36,15 @@ def explanation(ctx: Context, raw_role: str, norm_role: str) -> Explanation | No
 
     def compute() -> Explanation:
         idx = ctx.sample_index(raw.n)
-        return explain(raw.subsample(idx), norm.subsample(idx), channel_axis=ctx.channel_axis,
-                       has_channel=ctx.has_channel, is_image=ctx.is_image, z_dtype=norm.x.dtype, index=idx)
+        kw = dict(channel_axis=ctx.channel_axis, has_channel=ctx.has_channel, is_image=ctx.is_image,
+                  z_dtype=norm.x.dtype, index=idx)
+        e = explain(raw.subsample(idx), norm.subsample(idx), **kw)
+        if e.keep is None and ctx.is_image and ctx.n_channels == 3:  # RGB <-> BGR (Caffe's preprocess_input)
+            swapped = explain(np.flip(raw.subsample(idx), axis=ctx.channel_axis), norm.subsample(idx), **kw)
+            if swapped.keep is not None:
+                swapped.channels_reversed = True
+                return swapped
+        return e
 
     return ctx.cached(("explain", raw_role, norm_role), compute)
 
@@ -100,3 +108,53 @@ def fed(ctx: Context) -> Fed | None:
 def _ravel(s: object) -> tuple[np.ndarray, ...]:
     return (np.ravel(s.mean), np.ravel(np.sqrt(s.var)), np.ravel(s.min), np.ravel(s.max),  # type: ignore[attr-defined]
             np.ravel(s.count))  # type: ignore[attr-defined]
+
+
+def stats_used(ctx: Context) -> Given | None:
+    """The statistics the data is normalized with: the given ones, or else those read back from the
+    normalized data (``center = -b / a``, ``scale = 1 / a`` of its exact affine fit per global, channel or
+    feature entry), on the [0, 1] scale when the raw data are integer pixels."""
+    if ctx.given is not None:
+        return ctx.given
+
+    def compute() -> Given | None:
+        e = explanation(ctx, "train", "normalized")
+        cs = None if e is None else e.center_scale()
+        if cs is None or not np.all(np.isfinite(cs[0]) & np.isfinite(cs[1]) & (cs[1] > 0)):
+            return None
+        center, scale = cs
+        if e is not None and e.channels_reversed:  # in the raw data's channel order
+            center, scale = center[::-1], scale[::-1]
+        center = np.where(np.abs(center) < 1e-9 * scale, 0.0, center)  # rounding of a pure scaling
+        x = ctx.X
+        assert x is not None and e is not None
+        exact = True
+        family = _recovered_family(x, e.mode, ctx.channel_axis, center, scale)
+        if x.x.dtype.kind in "ui" and float(np.max(x.stats("global", -1).max)) > 1 \
+                and np.all(np.abs(center) <= 255):
+            center, scale, exact = center / 255, scale / 255, False  # what a tutorial writes: x / 255 first
+        if e.mode == "global" and ctx.mode != "global":
+            center = np.full(1, center[0]) if center.size else center
+        fields = {"standardize": {"mean": center, "std": scale}, "center": {"mean": center}}.get(family, {})
+        return Given(family, center, scale, fields, "read back from the normalized data", per=e.mode,
+                     channel_axis=ctx.channel_axis, exact=exact, label="the recovered")
+
+    return ctx.cached("stats_used", compute)
+
+
+def _recovered_family(x: Data, mode: str, channel_axis: int, center: np.ndarray, scale: np.ndarray) -> str:
+    """What recovered statistics are: mean subtraction only, min-max, median/IQR, or else mean and std."""
+    if np.all(np.abs(scale - 1) < 1e-6):
+        return "center"
+    s = x.stats(mode, channel_axis)
+    lo, hi = np.ravel(s.min), np.ravel(s.max)
+    close = lambda a, b: bool(np.allclose(a, b, rtol=1e-4, atol=1e-6 * float(np.max(np.abs(hi)) or 1)))  # noqa: E731
+    if lo.size == center.size and close(center, lo) and close(center + scale, hi):
+        return "minmax"
+    if x.x.ndim == 2:  # tables: scikit-learn's RobustScaler (quantiles interpolate, so 1% apart)
+        q = x.stats(mode, channel_axis, quantiles=True).quantiles
+        med, iqr = np.ravel(q[0.5]), np.ravel(q[0.75]) - np.ravel(q[0.25])
+        if med.size == center.size and np.allclose(center, med, rtol=1e-2, atol=1e-2 * np.abs(iqr).max()) and \
+                np.allclose(scale, iqr, rtol=1e-2):
+            return "robust"
+    return "standardize"

@@ -13,8 +13,9 @@ from normlab._format import as_list, fmt, fmt_ratio, fmt_seq
 from normlab.check._context import Context
 from normlab.check._findings import Finding
 from normlab.check._given import Given
+from normlab.check._shared import stats_used
 
-__all__ = ["KNOWN", "averaged_std", "std_as_variance"]
+__all__ = ["KNOWN", "averaged_std", "known_match", "std_as_variance"]
 
 #: Statistics on the [0, 1] scale that tutorials copy. The CIFAR-10 std is the pooled std of the
 #: training images; MNIST and Fashion-MNIST match their training splits (see shared/data/README.md).
@@ -50,7 +51,7 @@ BATCH_MIN_GAP = 1e-4
 BATCH_SIZES = (32, 64, 100, 128, 256, 512)
 
 
-def _known_match(values: np.ndarray, target: tuple[float, ...]) -> bool:
+def known_match(values: np.ndarray, target: tuple[float, ...]) -> bool:
     t = np.asarray(target)
     return values.size == t.size and bool(np.all(np.abs(values - t) < CONST_TOL))
 
@@ -66,7 +67,7 @@ def _data_std(ctx: Context, g: Given) -> tuple[np.ndarray, float] | None:
 
 def std_as_variance(ctx: Context) -> list[Finding]:
     """A variance where a std is expected (or the other way round), from the data or known constants."""
-    g = ctx.given
+    g = stats_used(ctx)
     if g is None:
         return []
     data = _data_std(ctx, g)
@@ -85,33 +86,37 @@ def std_as_variance(ctx: Context) -> list[Finding]:
                 used = vals if field == "std" else np.sqrt(vals)
                 numbers.update(data_std=as_list(sd), data_var=as_list(var), input_std=as_list(sd / used))
                 if field == "std":
-                    msg = (f"the given std {fmt_seq(vals)} is the variance of the training data, {fmt_seq(var)}"
+                    msg = (f"{g.label} std {fmt_seq(vals)} is the variance of the training data, {fmt_seq(var)}"
                            f"{scale}, not its std {fmt_seq(sd)}: dividing by it makes the inputs' std "
                            f"{fmt_ratio(sd / used)} instead of 1.")
                 else:
-                    msg = (f"the given var {fmt_seq(vals)} is the std of the training data, {fmt_seq(sd)}{scale}, "
+                    msg = (f"{g.label} var {fmt_seq(vals)} is the std of the training data, {fmt_seq(sd)}{scale}, "
                            f"not its variance {fmt_seq(var)}: the std used is sqrt(var) = {fmt_seq(used)}, so the "
                            f"inputs' std is {fmt_ratio(sd / used)} instead of 1.")
         if not msg:
             for name, c in KNOWN.items():
                 std = np.asarray(c["std"])
                 looks = std**2 if field == "std" else std
-                if _known_match(vals, tuple(looks)):
+                if known_match(vals, tuple(looks)):
                     numbers.update(known=name, known_std=list(c["std"]))
                     if field == "std":
-                        msg = (f"the given std {fmt_seq(vals)} equals {name}'s std squared: it is the variance. "
+                        msg = (f"{g.label} std {fmt_seq(vals)} equals {name}'s std squared: it is the variance. "
                                f"{name}'s std is {fmt_seq(std)}; dividing by the variance makes the inputs' std "
                                f"about {fmt_ratio(1 / std)} instead of 1.")
                     else:
-                        msg = (f"the given var {fmt_seq(vals)} equals {name}'s std: it is a std, not a variance "
+                        msg = (f"{g.label} var {fmt_seq(vals)} equals {name}'s std: it is a std, not a variance "
                                f"(that is {fmt_seq(std**2)}); taking its square root makes the inputs' std about "
                                f"{fmt_ratio(std / np.sqrt(std))} instead of 1.")
                     break
         if msg:
             hint = ("std = np.sqrt(variance)   # pass the std, the square root of the variance\n"
                     'norm = normlab.Standardize(per="channel").fit(x_train)   # or compute both: norm.std_, norm.var_')
-            return [Finding("std-as-variance", "error", "stats", msg, hint, numbers)]
+            return [Finding("std-as-variance", "error", _subject(g), msg, hint, numbers)]
     return []
+
+
+def _subject(g: Given) -> str:
+    return "stats" if g.label == "the given" else "normalized"
 
 
 def _given_std(g: Given) -> np.ndarray | None:
@@ -160,7 +165,7 @@ def _averages(ctx: Context, mode: str, k: float) -> dict[str, np.ndarray]:
 
 def averaged_std(ctx: Context) -> list[Finding]:
     """A std that averages per-image or per-batch stds instead of the pooled std over all pixels."""
-    g = ctx.given
+    g = stats_used(ctx)
     s_given = None if g is None else _given_std(g)
     if g is None or s_given is None:
         return []
@@ -186,20 +191,20 @@ def averaged_std(ctx: Context) -> list[Finding]:
             short = 100 * float(np.mean((pooled - s_given) / pooled))
             what = ("the average of per-image stds" if name == "per-image" else
                     f"the average of {name.replace('per-batch of', 'per-batch stds over batches of')} in file order")
-            msg = (f"the given std {fmt_seq(s_given)} is {what} of the training data, {fmt_seq(a)}, not the "
+            msg = (f"{g.label} std {fmt_seq(s_given)} is {what} of the training data, {fmt_seq(a)}, not the "
                    f"pooled std over all its pixels, {fmt_seq(pooled)}: averaging per-{'image' if name == 'per-image' else 'batch'} "
                    f"stds leaves out how much {'images' if name == 'per-image' else 'batches'} differ from each "
                    f"other, so it is {fmt(short, 2)}% too small and the inputs' std is {fmt_ratio(pooled / s_given)} "
                    "instead of 1.")
             numbers = {"given": as_list(s_given), "averaged": as_list(a), "pooled": as_list(pooled), "recipe": name,
                        "too_small_percent": short}
-            return [Finding("averaged-std", "warning", "stats", msg, hint, numbers)]
+            return [Finding("averaged-std", "warning", _subject(g), msg, hint, numbers)]
     for name, wrong in AVERAGED_KNOWN.items():
-        if _known_match(s_given, wrong):
+        if known_match(s_given, wrong):
             right = np.asarray(KNOWN[name]["std"])
-            msg = (f"the given std {fmt_seq(s_given)} is the widely copied {name} std that averages per-image "
+            msg = (f"{g.label} std {fmt_seq(s_given)} is the widely copied {name} std that averages per-image "
                    f"stds; the pooled std of the {name} training images is {fmt_seq(right)}, so the inputs' std "
                    f"becomes about {fmt_ratio(right / s_given)} instead of 1.")
             numbers = {"given": as_list(s_given), "known": name, "pooled": list(KNOWN[name]["std"])}
-            return [Finding("averaged-std", "warning", "stats", msg, hint, numbers)]
+            return [Finding("averaged-std", "warning", _subject(g), msg, hint, numbers)]
     return []

@@ -9,7 +9,7 @@ from normlab.check._context import Context
 from normlab.check._findings import Finding
 from normlab.check._shared import Fed, constant_mask, fed
 
-__all__ = ["constant_feature", "double_scaling", "nan_or_inf", "not_scaled", "scale_disparity"]
+__all__ = ["constant_feature", "double_scaling", "nan_or_inf", "not_scaled", "once_too_often", "scale_disparity"]
 
 #: Inputs of order 1 are what weight initialisations (Glorot, He) assume: they keep the first layer's
 #: pre-activations at unit variance. A root mean square above 10 makes them 10x too large (100x in
@@ -91,8 +91,8 @@ def _image_hint() -> str:
 def not_scaled(ctx: Context) -> list[Finding]:
     """Magnitudes far from order 1 in what the model is fed (pixels-not-scaled / features-not-scaled)."""
     f = fed(ctx)
-    if f is None:
-        return []
+    if f is None or (ctx.expects is not None and ctx.X is not None):
+        return []  # expects-mismatch judges the inputs against what the model was trained on
     rms = np.nan_to_num(f.rms, nan=0.0)  # entries without finite values have no magnitude
     severity = "warning" if f.how == "as-given" else "error"
     prefix = {"as-given": "If it is fed to a model as it is, ", "normalized": "", "derived": ""}[f.how]
@@ -113,6 +113,15 @@ def not_scaled(ctx: Context) -> list[Finding]:
     if ctx.is_image or f.mode != "feature":
         code = "pixels-not-scaled" if ctx.is_image else "features-not-scaled"
         big = float(rms.max())
+        if big > NOT_SCALED_RMS and ctx.is_image and _caffe_like(f):
+            msg = (f"{f.label} is centred but not scaled: values in [{fmt(lo)}, {fmt(hi)}] with mean "
+                   f"{fmt_seq(f.mean)} and std {fmt_seq(f.std)}. This is Caffe-style preprocessing (0..255 pixels "
+                   "minus a per-channel mean, keras.applications' preprocess_input for VGG16/VGG19/ResNet50): right "
+                   "for those pretrained weights, which expect it; a network trained from scratch wants std 1. Pass "
+                   "expects='caffe' (--expects caffe) to check it against the backbone.")
+            hint = ('norm = normlab.Standardize(per="channel").fit(x_train)   # from scratch: mean 0, std 1\n'
+                    "normlab.check(x_train, normalized=x, expects='caffe')   # pretrained Caffe weights")
+            return [Finding(code, "info", f.role, msg, hint, numbers)]
         if big > NOT_SCALED_RMS:
             msg = (f"{f.label} is not scaled: values in [{fmt(lo)}, {fmt(hi)}] ({f.dtype}) with "
                    f"mean {fmt_seq(f.mean)} and std {fmt_seq(f.std)}, a root mean square of {fmt(big)}, about "
@@ -121,7 +130,7 @@ def not_scaled(ctx: Context) -> list[Finding]:
                    f"large.{note}")
             return [Finding(code, severity, f.role, msg, _image_hint() if ctx.is_image else _table_hint(),
                             numbers)]
-        if ctx.is_image and big < TOO_SMALL_RMS and not _once_too_often(f):
+        if ctx.is_image and big < TOO_SMALL_RMS and not once_too_often(f):
             msg = (f"{f.label} is scaled far below order 1: values in [{fmt(lo)}, {fmt(hi)}] "
                    f"with mean {fmt_seq(f.mean)} and std {fmt_seq(f.std)}, a root mean square of {fmt(big)}, about "
                    f"{fmt(round(1 / big))} times too small for the order-1 range networks train well in.{note}")
@@ -138,6 +147,13 @@ def not_scaled(ctx: Context) -> list[Finding]:
            f"too large.{note}")
     numbers.update(features_over=int(over.size), worst=f.names[worst], worst_rms=float(rms[worst]))
     return [Finding("features-not-scaled", severity, f.role, msg, _table_hint(), numbers)]
+
+
+def _caffe_like(f: Fed) -> bool:
+    """0..255 pixels with a per-channel mean subtracted: centred (|mean| < std / 2), std of 0..255 pixels."""
+    lo, hi = float(np.nanmin(f.min)), float(np.nanmax(f.max))
+    return bool(np.all(np.abs(f.mean) < 0.5 * f.std) and np.all((f.std > 20) & (f.std < 130))
+                and lo >= -140 and hi <= 160)
 
 
 def _overall(ctx: Context, f: Fed) -> Fed:
@@ -239,10 +255,27 @@ def constant_feature(ctx: Context) -> list[Finding]:
         hint = ("keep = x_train.std(axis=0) > 0                          # drop them, or\n"
                 "x_train, x_test = x_train[:, keep], x_test[:, keep]\n"
                 'norm = normlab.Standardize(per="feature").fit(x_train)   # divides them by 1 (with a warning)')
-    return [Finding("constant-feature", "warning", "train", msg, hint, numbers)]
+    severity = "warning"
+    if _constants_handled(ctx, mode, idx):
+        severity = "info"
+        msg += (" Your normalization keeps them finite and constant (it divides them by a nonzero number), so "
+                "nothing needs to change; this is worth knowing if the statistics are ever exported to a framework.")
+    return [Finding("constant-feature", severity, "train", msg, hint, numbers)]
 
 
-def _once_too_often(f: object) -> bool:
+def _constants_handled(ctx: Context, mode: str, idx: np.ndarray) -> bool:
+    """True when what the user normalizes with divides the constant entries by a nonzero number."""
+    z, g = ctx.Z, ctx.given
+    if z is not None:
+        zs = z.stats(mode, ctx.channel_axis)
+        zmean, zvar = np.ravel(zs.mean)[idx], np.ravel(zs.var)[idx]
+        return bool(np.all(np.isfinite(zmean)) and np.all(np.abs(zmean) < NOT_SCALED_RMS) and np.all(zvar == 0))
+    if g is not None and g.size > int(idx.max()):
+        return bool(np.all(g.scale[idx] != 0))
+    return False
+
+
+def once_too_often(f: object) -> bool:
     mn, mx = float(np.nanmin(f.min)), float(np.nanmax(f.max))  # type: ignore[attr-defined]
     return mn >= 0 and 0 < mx <= ONCE_SCALED_MAX * (1 + 1e-3)
 
@@ -254,7 +287,7 @@ def double_scaling(ctx: Context) -> list[Finding]:
         return []
     out = []
     x = ctx.X
-    if ctx.is_image and _once_too_often(f):
+    if ctx.is_image and once_too_often(f):
         mx = float(np.nanmax(f.max))
         msg = (f"{f.label} lies in [{fmt(np.nanmin(f.min))}, {fmt(mx)}], at most 1/255 = {fmt(1 / 255)}: the images "
                "were divided by 255 twice")
@@ -262,6 +295,7 @@ def double_scaling(ctx: Context) -> list[Finding]:
         if x is not None and f.how != "as-given":
             raw_max = float(np.max(x.stats("global", -1).max))
             factor = raw_max / mx
+            factor = float(round(factor)) if abs(factor - round(factor)) < 1e-5 * factor else factor  # float32
             numbers["factor"] = factor
             if raw_max <= 1:
                 msg += (f" (the training data was already in [0, 1], max {fmt(raw_max)}, and was divided by "
@@ -271,6 +305,12 @@ def double_scaling(ctx: Context) -> list[Finding]:
         msg += ", so the model sees inputs 255 times smaller than intended."
         hint = ("x = normlab.Scale(by=255).fit(x_uint8).transform(x_uint8)   # divide by 255 once\n"
                 "# data already in [0, 1] (after ToTensor() or an earlier x / 255) must not be divided again")
+        m = ctx.model
+        if m is not None and m.steps:
+            msg += f" One of the divisions is the model's own {m.names}."
+            numbers["model_layers"] = [s.name for s in m.steps]
+            hint = (f"model.fit(x_uint8, ...)   # the model's {m.names} already scales: feed the raw pixels\n"
+                    "# or keep x / 255 and rebuild the model without that layer")
         out.append(Finding("double-scaling", "error", f.role, msg, hint, numbers))
         return out
     if f.how == "as-given" or not np.all((f.std > 0) & ((f.std < 0.5) | (f.std > 2))):

@@ -13,6 +13,9 @@ EPILOG = """examples:
   normlab check breast-cancer --fail-on warning
   normlab check x_train.npy --normalized x_train_std.npy --test x_test.npy --test-normalized x_test_std.npy
   normlab check mnist:data/mnist --normalizer model/normalizer.json --json
+  normlab check mnist:data/mnist --normalized x_train_div255.npy --model model.keras
+  normlab check images:photos --model resnet.onnx --expects imagenet
+  normlab check images:photos --normalized x.npy --expects preprocessor_config.json
 The test split of SOURCE (when it has one) is used as the test set unless --test says otherwise.
 Exit status: 0 when nothing at --fail-on severity or worse was found, 1 otherwise (2: usage error)."""
 
@@ -44,6 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mean", type=float, nargs="+", metavar="M", help="mean(s) you normalize with")
     p.add_argument("--std", type=float, nargs="+", metavar="S", help="std(s) you divide by")
     p.add_argument("--var", type=float, nargs="+", metavar="V", help="variance(s), if that is what you pass")
+    p.add_argument("--model", metavar="FILE", help="the model the data is fed to (.keras, .pt state_dict, .pt2 torch.export, .onnx): "
+                   "its input normalization layers are composed with the data; nothing of it is executed")
+    p.add_argument("--expects", metavar="NAME|FILE", help="what the (pretrained) model was trained on: unit, "
+                   "minus-one-one, imagenet, caffe, standardized, or a preprocessor_config.json / timm config")
     p.add_argument("--per", default="auto", choices=["auto", "global", "channel", "feature"],
                    help="what one statistic is computed for (default: channel for images, feature for tables)")
     p.add_argument("--channel-axis", type=int, default=-1, help="where channels are: -1 (default) or 1")
@@ -73,6 +80,7 @@ def _stats_arg(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    import normlab.adapters  # noqa: F401  (registers the model readers behind --model)
     import normlab.check as nc
     from normlab.data.cli import open_from_args
 
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     report = nc.check(
         train_arg, normalized=args.normalized, test=test_arg, test_normalized=args.test_normalized,
         normalizer=args.normalizer, stats=_stats_arg(args), per=args.per, channel_axis=args.channel_axis,
-        ignore=args.ignore, max_samples=args.max_samples,
+        ignore=args.ignore, max_samples=args.max_samples, model=args.model, expects=args.expects,
     )
     print(report.to_json() if args.json else report.to_text())
     code = report.exit_code(args.fail_on)

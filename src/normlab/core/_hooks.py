@@ -6,7 +6,9 @@ the framework bridges in :mod:`normlab.adapters`, which fill these hooks when ``
 - **collections**: inputs that must be reduced where their data live (Dask arrays, bags, delayed
   batches), recognized by a cheap predicate and fed to a :class:`~normlab.core._fitting.StatsFeed` by the
   bridge (``register_collection``);
-- **exporters**: ``normalizer.to_torch()`` and ``normalizer.to_keras()`` (``register_exporter``).
+- **exporters**: ``normalizer.to_torch()`` and ``normalizer.to_keras()`` (``register_exporter``);
+- **model readers**: the normalization layers at a model's input, for ``normlab.check(model=...)``
+  (``register_model_reader``).
 
 >>> export("no-such-framework", None)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -21,7 +23,8 @@ from typing import Any
 
 from normlab.errors import NormlabError
 
-__all__ = ["collection_feeder", "export", "register_collection", "register_exporter"]
+__all__ = ["collection_feeder", "export", "model_readers", "register_collection", "register_exporter",
+           "register_model_reader"]
 
 _COLLECTIONS: dict[str, tuple[Callable[[Any], bool], Callable[[Any, Any], Any]]] = {}
 _EXPORTERS: dict[str, Callable[[Any], Any]] = {}
@@ -57,3 +60,19 @@ def export(name: str, normalizer: Any) -> Any:
             "Import normlab (which registers its bridges) before exporting."
         )
     return fn(normalizer)
+
+
+# ---- model readers: the normalization inside a model, for ``normlab.check(model=...)`` -------------
+
+_MODEL_READERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def register_model_reader(name: str, fn: Callable[[Any], Any]) -> None:
+    """Let ``normlab.check(model=...)`` read models with ``fn(model)``: a description of the model's input
+    normalization (``normlab.check.ModelInput``), or None when ``fn`` does not know this kind of model."""
+    _MODEL_READERS[name] = fn
+
+
+def model_readers() -> list[Callable[[Any], Any]]:
+    """The registered model readers, in the order they were registered."""
+    return list(_MODEL_READERS.values())
