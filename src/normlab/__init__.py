@@ -18,6 +18,8 @@ from typing import Any
 
 import normlab.adapters  # noqa: F401  (NumPy only: fills core's hooks: exporters, Dask, model readers)
 from normlab._version import __version__ as __version__
+from normlab.core._load import from_hf as from_hf
+from normlab.core._load import from_timm as from_timm
 from normlab.core._load import load as load
 from normlab.core.normalizers import Center as Center
 from normlab.core.normalizers import Identity as Identity
@@ -88,8 +90,10 @@ __all__ = [
     "__version__",
     "check",
     "compare",
+    "from_hf",
     "from_keras",
     "from_sklearn",
+    "from_timm",
     "load",
     "report",
     "stats",

@@ -77,3 +77,33 @@ def test_misaligned_normalized_data_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("Error: normlab.check(): the normalized data has 10 samples but the training data has 569")
     assert "expected the same samples in the same order" in err
+
+
+@pytest.mark.parametrize("std", ["0", "-1", "nan", "inf"])
+def test_statistics_no_data_has_are_one_error_line_not_a_clean_report(std, capsys):
+    assert main(["check", "--mean", "0.5", "--std", std]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: normlab.check(stats=...): std holds") and "expected values finite and > 0" in err
+
+
+def test_a_hugging_face_preprocessor_config_is_accepted_as_the_statistics(tmp_path, capsys):
+    path = tmp_path / "preprocessor_config.json"
+    # ImageNet's constants, as ViT image processors state them: checked on the raw-pixel scale they apply to
+    path.write_text(json.dumps({"do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+                                "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}))
+    assert main(["check", "--stats", str(path)]) == 0
+    assert "Error" not in capsys.readouterr().err
+
+
+def test_channels_first_arrays_are_refused_unless_the_axis_is_given(tmp_path, mnist_axis1, capsys):
+    spec, _ = mnist_axis1
+    import normlab.data
+
+    x, _ = normlab.data.open(spec, limit=500).arrays("train")  # (n, 28, 28, 1)
+    path = tmp_path / "nchw.npy"
+    np.save(path, np.moveaxis(x, -1, 1))
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "looks channels-first" in err and "--channel-axis" in err
+    main(["check", str(path), "--channel-axis", "1"])
+    assert "looks channels-first" not in capsys.readouterr().err

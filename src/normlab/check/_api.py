@@ -57,7 +57,7 @@ def check(
     normalizer: Any = None,
     stats: Any = None,
     per: str = "auto",
-    channel_axis: int = -1,
+    channel_axis: int | None = None,
     ignore: Iterable[str] = (),
     max_samples: int = 2000,
     model: Any = None,
@@ -92,8 +92,10 @@ def check(
     per : {"auto", "global", "channel", "feature"}
         What one statistic is computed for when nothing else says it (default: channel for images,
         feature for tables; the given statistics' own mode wins).
-    channel_axis : int
-        Where channels are in ``normalized`` (or ``train``): ``-1`` (default) or ``1``. A 3-D stack
+    channel_axis : int, optional
+        Where channels are in ``normalized`` (or ``train``): ``-1`` or ``1``. Unset, the inputs' convention
+        decides (PyTorch tensors channels-first, NumPy channels-last) and data that looks laid out the other
+        way is refused with a ``LayoutError`` naming both readings (the rule of ``per=``). A 3-D stack
         ``(n, h, w)`` whose last axis is longer than 4 is read as grayscale images without a channel axis.
     ignore : iterable of str
         Codes not to report (e.g. ``["scale-disparity"]``).

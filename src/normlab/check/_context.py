@@ -18,9 +18,11 @@ import numpy as np
 from normlab.check._data import ROLE_LABELS, Data, exact_stats, resolve_array
 from normlab.check._given import Given, normalizer_name, resolve_given
 from normlab.check._model import ModelInput, compose, per_sample, read_model
+from normlab.core._batches import convention_channel_axis
 from normlab.core.axes import (
     axis_names,
     channel_count,
+    check_guessed_channel_axis,
     describe_layout,
     effective_per,
     entry_counts,
@@ -43,7 +45,7 @@ class Context:
 
     def __init__(self, *, train: Any = None, normalized: Any = None, test: Any = None,
                  test_normalized: Any = None, normalizer: Any = None, stats: Any = None, per: str = "auto",
-                 channel_axis: int = -1, split: str = "train", max_samples: int = 2000, model: Any = None,
+                 channel_axis: int | None = None, split: str = "train", max_samples: int = 2000, model: Any = None,
                  expects: Any = None) -> None:
         self.given = resolve_given(normalizer, stats)
         self.model: ModelInput | None = read_model(model) if model is not None else None
@@ -59,7 +61,11 @@ class Context:
             )
         self.max_samples = int(max_samples)
         self._cache: dict[Any, Any] = {}
-        self._align(raw, channel_axis)
+        guessed = channel_axis is None  # the inputs' convention decides, checked by the one layout rule
+        if guessed:
+            first = next((o for o in (normalized, train, test_normalized, test) if o is not None), None)
+            channel_axis = convention_channel_axis(first)
+        self._align(raw, channel_axis, guessed)
         self._place_given()
         self.mode = self._resolve_mode(per)
         self.user_normalized = "normalized" in self.data  # before the model's input layers replace it
@@ -67,7 +73,8 @@ class Context:
 
     # ---- alignment ------------------------------------------------------------------------------
 
-    def _align(self, raw: dict[str, tuple[np.ndarray, str, list[str] | None]], channel_axis: int) -> None:
+    def _align(self, raw: dict[str, tuple[np.ndarray, str, list[str] | None]], channel_axis: int,
+               guessed: bool = False) -> None:
         # The common per-sample shape is that of the normalized arrays when given (the user's own layout,
         # e.g. (n, 28, 28) from keras.datasets) and the raw data's otherwise.
         ref_role = next((r for r in ("normalized", "test_normalized", "train", "test") if r in raw), None)
@@ -88,6 +95,8 @@ class Context:
         self.internal_shape = internal
         self.has_channel = len(internal) >= 3  # images: (h, w, c) per sample
         lay = resolve_layout("auto", (1, *internal), channel_axis, owner="normlab.check()")
+        if guessed:
+            check_guessed_channel_axis(lay, "normlab.check()")
         self.channel_axis = lay.channel_axis
         for role, (x, source, names) in raw.items():
             per_sample = prod(x.shape[1:])

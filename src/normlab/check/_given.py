@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from normlab._format import fmt_seq
-from normlab.core._load import load
+from normlab.core._configs import HF_KEYS
+from normlab.core._load import from_hf, load
 from normlab.core.normalizers import Normalizer, check_is_fitted
 from normlab.core.summary import DatasetStats
 from normlab.errors import DataError, DataTypeError, LayoutError
@@ -52,6 +53,9 @@ class Given:
 
 
 def _from_fields(raw: dict[str, Any], source: str) -> Given:
+    if any(k in raw for k in HF_KEYS if k not in ("image_mean", "image_std")) or "image_mean" in raw:
+        # a Hugging Face preprocessor config: the statistics its processor applies to raw pixels
+        return _from_normalizer(from_hf(raw), source)
     fields: dict[str, np.ndarray] = {}
     for key, value in raw.items():
         name = _FIELD_ALIASES.get(str(key).lower())
@@ -66,6 +70,14 @@ def _from_fields(raw: dict[str, Any], source: str) -> Given:
             ) from err
         fields[name] = arr
     sizes = {a.size for a in fields.values()}
+    for name, arr in fields.items():  # statistics no data has: say so instead of checking against them
+        bad = ~np.isfinite(arr) | ((arr <= 0) if name == "std" else (arr < 0) if name == "var" else False)
+        if np.any(bad):
+            need = {"std": "finite and > 0", "var": "finite and >= 0"}.get(name, "finite")
+            raise DataError(
+                f"normlab.check(stats=...): {name} holds {float(np.ravel(arr)[np.argmax(np.ravel(bad))])!r}; "
+                f"expected values {need}. A std of 0 would divide by zero: pass the statistics your code uses."
+            )
     if "mean" in fields and ("std" in fields or "var" in fields):
         if "std" in fields and "var" in fields:
             raise DataError(

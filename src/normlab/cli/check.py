@@ -53,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "minus-one-one, imagenet, caffe, standardized, or a preprocessor_config.json / timm config")
     p.add_argument("--per", default="auto", choices=["auto", "global", "channel", "feature"],
                    help="what one statistic is computed for (default: channel for images, feature for tables)")
-    p.add_argument("--channel-axis", type=int, default=-1, help="where channels are: -1 (default) or 1")
+    p.add_argument("--channel-axis", type=int, default=None,
+                   help="where channels are: -1 (channels-last, the default for files) or 1 (channels-first)")
     p.add_argument("--ignore", action="append", default=[], metavar="CODE", choices=list(CODES),
                    help="a code not to report (repeat for several)")
     p.add_argument("--fail-on", default="error", choices=list(FAIL_ON),

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from normlab.core._configs import hf_config, timm_config, write_hf
 from normlab.core._fitting import (
     StatsFeed,
     as_array,
@@ -451,6 +452,22 @@ class Normalizer:
         """Write the fitted normalizer as versioned JSON (atomically). Read it back with ``normlab.load``."""
         check_is_fitted(self, "save()")
         save_normalizer(self, path)
+
+    def to_hf(self, path: Any = None) -> dict[str, Any]:
+        """Hugging Face image-processor keys (``do_rescale``, ``rescale_factor``, ``do_normalize``,
+        ``image_mean``, ``image_std``) that compute this transform; with ``path``, also write them into that
+        ``preprocessor_config.json`` (or the one in that folder), keeping its other keys. Read one back with
+        ``normlab.from_hf``."""
+        check_is_fitted(self, "to_hf()")
+        cfg = hf_config(self)
+        if path is not None:
+            write_hf(cfg, path)
+        return cfg
+
+    def to_timm(self) -> dict[str, Any]:
+        """timm's data config: ``mean``/``std`` on the [0, 1] scale and ``input_size`` ``(c, h, w)``."""
+        check_is_fitted(self, "to_timm()")
+        return timm_config(self)
 
     def to_torch(self) -> Any:
         """This normalizer as a ``torch.nn.Module``, statistics as buffers (see ``normlab.torch``)."""
