@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import warnings
+from math import prod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +30,8 @@ from normlab.core._fitting import (
 from normlab.core._formulas import FORMULAS, NUMPY_OPS, FittedStats, FormulaSpec, SampleStats, apply
 from normlab.core._hooks import export
 from normlab.core._kernels import affine_transform
+from normlab.core._output import check_container, wrap_output
+from normlab.core._weighted import WeightedMoments, check_weights
 from normlab.core.axes import Layout, resolve_layout, resolve_per
 from normlab.core.persist import save_normalizer
 from normlab.errors import (
@@ -40,7 +43,7 @@ from normlab.errors import (
     ZeroVarianceWarning,
 )
 
-__all__ = ["Normalizer", "check_is_fitted"]
+__all__ = ["Normalizer", "WeightedFit", "check_is_fitted"]
 
 
 def check_is_fitted(est: Any, method: str = "this method") -> None:
@@ -176,7 +179,7 @@ class Normalizer:
     def _reset(self) -> None:
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
             delattr(self, name)
-        for name in ("_feed", "_pending_warning"):
+        for name in ("_feed", "_weights", "_pending_warning"):
             self.__dict__.pop(name, None)
 
     def fit(self, X: Any, y: Any = None) -> Normalizer:
@@ -184,14 +187,22 @@ class Normalizer:
 
         ``fit`` is ``partial_fit`` on a fresh estimator: both take the same code path.
         """
-        self._reset()
-        self.partial_fit(X, y)
-        self._emit_pending_warning()
-        return self
+        return self._fit(X, None)
 
     def partial_fit(self, X: Any, y: Any = None) -> Normalizer:
         """Update the statistics with ``X`` (an array or an iterable of batches); call repeatedly to stream."""
+        return self._partial_fit(X, None)
+
+    def _fit(self, X: Any, sample_weight: Any) -> Normalizer:
+        self._reset()
+        self._partial_fit(X, sample_weight)
+        self._emit_pending_warning()
+        return self
+
+    def _partial_fit(self, X: Any, sample_weight: Any) -> Normalizer:
         self._validate_params()
+        if sample_weight is not None or "_weights" in self.__dict__:
+            return self._partial_fit_weighted(X, sample_weight)
         feed = self.__dict__.get("_feed")
         if feed is None:
             feed = StatsFeed(self.per, self.channel_axis, self._who(), quantiles=self._needs_quantiles, nan=self.nan,
@@ -212,6 +223,35 @@ class Normalizer:
             self._set_center_scale(FittedStats(feed.acc, layout.stat_shape))
         else:
             self._check_sample_layout(layout)
+        return self
+
+    def _partial_fit_weighted(self, X: Any, sample_weight: Any) -> Normalizer:
+        """``partial_fit`` with weights: one array per call; exact for integer data and weights."""
+        who = self._who()
+        if resolve_per(self.per, 2) in ("sample", "sample-channel"):
+            raise ParameterError(
+                f"{who} does not take sample_weight: per-sample statistics have no weights across samples; "
+                "expected a stateful mode (per='channel', 'feature' or 'global')."
+            )
+        if "_feed" in self.__dict__:
+            raise ParameterError(f"{who}: pass sample_weight from the first partial_fit() on, or to none of them.")
+        if is_batch_stream(X):
+            raise ParameterError(f"{who} takes sample_weight with an array X, not a stream of batches.")
+        x = as_array(X, who)
+        w = np.ones(x.shape[0]) if sample_weight is None else check_weights(sample_weight, x.shape[0], who)
+        feed = StatsFeed(self.per, self.channel_axis, who, nan=self.nan, data=X)
+        if "_weights" in self.__dict__:
+            feed.channel_axis, feed.guessed = self.layout_.channel_axis, False
+        layout = feed.update(x[:1])  # the layout checks of an ordinary fit
+        if "_weights" in self.__dict__:
+            check_compatible(self.layout_, layout, who, verb="partial_fit()")
+        moments = self.__dict__.setdefault("_weights", WeightedMoments(max(1, prod(layout.stat_shape))))
+        if self.nan == "raise":
+            check_finite(x, who)
+        moments.update(layout.as_3d(np.ascontiguousarray(x)), dataclasses.replace(layout, shape=x.shape), w)
+        moments.check_any_weight(who)
+        self._set_layout(layout, x.dtype, getattr(self, "n_samples_seen_", 0) + x.shape[0])
+        self._set_center_scale(FittedStats(moments, layout.stat_shape))
         return self
 
     def _set_layout(self, layout: Layout, fit_dtype: Any, n_samples_seen: int) -> None:
@@ -295,7 +335,8 @@ class Normalizer:
     def _input_layout(self, X: Any, method: str) -> tuple[np.ndarray, Layout]:
         check_is_fitted(self, f"{method}()")
         names = _feature_names(X)
-        if names is not None or hasattr(self, "feature_names_in_"):
+        # inverse_transform takes normalized arrays back: like scikit-learn, it does not ask for names
+        if method != "inverse_transform" and (names is not None or hasattr(self, "feature_names_in_")):
             _check_feature_names(self, names, reset=False)
         x = as_array(X, self._who())
         if self.nan == "raise":
@@ -355,7 +396,8 @@ class Normalizer:
             shift, inv_scale = self.affine_(x.shape)
         else:
             shift, inv_scale = self._sample_affine(x, layout)
-        return affine_transform(x, shift, inv_scale, out=out, dtype=dtype, exact=exact)
+        y = affine_transform(x, shift, inv_scale, out=out, dtype=dtype, exact=exact)
+        return y if out is not None else wrap_output(self, y, X)
 
     def _sample_affine(self, x: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
         center, scale, _ = apply(self.formula_spec(), SampleStats(x, layout.reduce_axes, self.nan), NUMPY_OPS)
@@ -383,6 +425,13 @@ class Normalizer:
         shift, inv_scale = self.affine_(y.shape)
         dtype = np.dtype(out.dtype) if out is not None else self._out_dtype(y)
         return affine_transform(y, -shift * inv_scale, 1.0 / inv_scale, out=out, dtype=dtype)
+
+    def set_output(self, *, transform: str | None = None) -> Normalizer:
+        """scikit-learn's output API: ``transform="pandas"`` (or ``"polars"``) returns DataFrames from
+        ``transform``/``fit_transform`` (2-D data), ``"default"`` arrays; None leaves the choice unchanged."""
+        if transform is not None:
+            self._sklearn_output_config = {"transform": check_container(transform, type(self).__name__)}
+        return self
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output feature names (the input names: normalization keeps every feature)."""
@@ -531,3 +580,19 @@ def _check_feature_names(est: Normalizer, names: list[str] | None, *, reset: boo
     if not unexpected and not missing:
         message += "Feature names must be in the same order as they were in fit.\n"
     raise LayoutError(message)
+
+
+class WeightedFit:
+    """``sample_weight`` in ``fit``/``partial_fit``: for the moment-based normalizers (Standardize, Center).
+
+    Each sample's values count ``sample_weight`` times (one finite weight >= 0 per sample of an array
+    ``X``); the moments are exact for integer data with integer weights (:mod:`normlab.core._weighted`).
+    """
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """Compute the (weighted) statistics of ``X`` from scratch; see :meth:`Normalizer.fit`."""
+        return self._fit(X, sample_weight)  # type: ignore[attr-defined]
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """Update the (weighted) statistics with ``X``; see :meth:`Normalizer.partial_fit`."""
+        return self._partial_fit(X, sample_weight)  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from normlab.core._estimator import Normalizer, check_is_fitted
+from normlab.core._estimator import Normalizer, WeightedFit, check_is_fitted
 from normlab.core._formulas import FORMULAS, NUMPY_OPS, FormulaSpec
 from normlab.core.axes import resolve_per
 from normlab.errors import DataError, ParameterError
@@ -128,7 +128,7 @@ class Scale(Normalizer):
 
 
 @_doc
-class Center(Normalizer):
+class Center(WeightedFit, Normalizer):
     """Subtract the mean: ``y = x - mean_``.
 
     Parameters
@@ -156,7 +156,7 @@ class Center(Normalizer):
 
 
 @_doc
-class Standardize(Normalizer):
+class Standardize(WeightedFit, Normalizer):
     """Zero mean, unit variance: ``z = (x - mean_) / std_``.
 
     The usual choice for images (``per="channel"``) and tables (``per="feature"``). Fit on the training
