@@ -4,6 +4,7 @@ Each kernel works on one chunk ``X`` of shape ``(R, L)`` from :func:`normlab.cor
 twin of the function of the same name and signature in :mod:`normlab.core._numba`, with the same results:
 
 * :func:`int_moments` -- exact per-position sums of values and squares of an integer chunk;
+* :func:`wide_int_sums` -- the same for 64-bit chunks whose values need more than 32 bits (both engines);
 * :func:`hist` -- per-entry histogram of an 8/16-bit chunk;
 * :func:`minmax`, :func:`dev_sums` -- the two passes of the float moments;
 * :func:`float_moments` -- shifted two-pass moments of a float chunk, folded to entries (one function per
@@ -70,6 +71,34 @@ def int_moments(X: np.ndarray, minmax: bool = True):
     np.multiply(lo, lo, out=lo)
     sq0 = np.add.reduce(lo, axis=0)
     return s, sq0, sq1, sq2, mn, mx
+
+
+#: Bits per limb of a 64-bit value in :func:`wide_int_sums` (four limbs; limb products stay below 2**32).
+_LIMB = 16
+
+
+def wide_int_sums(X: np.ndarray):
+    """Exact per-position limb sums of a 64-bit integer chunk ``(R, L)`` with ``R * L <= 2**24``.
+
+    Each value is offset to ``d = x + 2**63`` (int64) or ``d = x`` (uint64), so ``0 <= d < 2**64``, and cut
+    into four 16-bit limbs ``d = sum_i l_i 2**(16 i)``. Returns ``(ls, cs, mn, mx)``: ``ls`` the per-position
+    sums of the limbs ``(4, L)`` and ``cs`` those of ``c_s = sum_{i+j=s} l_i l_j`` ``(7, L)`` (so
+    ``d**2 = sum_s c_s 2**(16 s)``), all uint64 (each ``c_s < 2**34``: no sum of at most ``2**24`` values
+    overflows once folded), and the native min/max per position.
+    """
+    U = X.view(np.uint64)
+    if X.dtype.kind == "i":
+        U = U ^ np.uint64(1 << 63)
+    mask = np.uint64((1 << _LIMB) - 1)
+    limbs = [(U >> np.uint64(_LIMB * i)) & mask for i in range(4)]
+    ls = np.stack([np.add.reduce(v, axis=0) for v in limbs])
+    cs = np.zeros((7, X.shape[1]), np.uint64)
+    prod = np.empty_like(limbs[0])
+    for i in range(4):
+        for j in range(i, 4):
+            np.multiply(limbs[i], limbs[j], out=prod)
+            cs[i + j] += np.add.reduce(prod, axis=0) * np.uint64(1 if i == j else 2)
+    return ls, cs, np.minimum.reduce(X, axis=0), np.maximum.reduce(X, axis=0)
 
 
 def hist(X: np.ndarray, m: int, k: int, b: int) -> np.ndarray:

@@ -33,8 +33,8 @@ class IntPart(NamedTuple):
     n: int  #: values per entry in the chunk
     s1: np.ndarray
     sq0: np.ndarray
-    sq1: np.ndarray
-    sq2: np.ndarray
+    sq1: np.ndarray | None  #: None for wide parts: s1 and sq0 are then exact Python ints (object arrays)
+    sq2: np.ndarray | None
     mn: np.ndarray | None  #: None where min/max were skipped (they could not change any more)
     mx: np.ndarray | None
     hist: np.ndarray | None  #: (k, nbins) counts in value order, when a histogram is kept
@@ -123,6 +123,30 @@ def int_parts(x3: np.ndarray, k: int, engine: str, hist_spec, bounds: tuple[int,
             np.maximum(run_max, part.mx, out=run_max)
             saturated[0] = bool((run_min <= lo).all() and (run_max >= hi).all())
         yield part
+
+
+def wide_int_parts(x3: np.ndarray, k: int):
+    """Yield an :class:`IntPart` per chunk of a 64-bit integer ``x3`` whose values need more than 32 bits.
+
+    Both engines use :func:`normlab.core._np_kernels.wide_int_sums` (the rare wide case): its limb sums are
+    turned into exact Python-int totals per entry, carried in ``s1`` (``sum(x)``) and ``sq0`` (``sum(x**2)``)
+    as object arrays, with ``sq1 = sq2 = None``.
+    """
+    off = (1 << 63) if x3.dtype.kind == "i" else 0
+    for X, m, b in chunks(x3, CHUNK_BYTES):
+        n = X.shape[0] * m * b
+        ls, cs, mnp, mxp = _np_kernels.wide_int_sums(X)
+        s1 = np.zeros(k, object)
+        s2 = np.zeros(k, object)
+        for i, v in enumerate(ls):
+            s1 += fold_sum(v, m, k, b).astype(object) << (16 * i)
+        for i, v in enumerate(cs):
+            s2 += fold_sum(v, m, k, b).astype(object) << (16 * i)
+        # back from d = x + off: sum(x) = sum(d) - n off, sum(x**2) = sum(d**2) - 2 off sum(d) + n off**2
+        s2 = s2 - 2 * off * s1 + n * off * off
+        s1 = s1 - n * off
+        mn, mx = fold_min(mnp, m, k, b), fold_max(mxp, m, k, b)
+        yield IntPart(n, s1, s2, None, None, mn, mx, None, X, m, b)
 
 
 def _hist8_part(n: int, h: np.ndarray, lo: int, k: int, X: np.ndarray, m: int, b: int) -> IntPart:
