@@ -260,6 +260,36 @@ def _float_kernels(pjit, prange) -> None:
 
 
 
+    @pjit
+    def float_blocks(X3, ref, out):
+        # per chunk: shifted sums and squares (rows in order, as NumPy's reduce), then min and max over
+        # the chunk again while it is in cache (one fused loop with four outputs does not vectorize)
+        C, R, L = X3.shape
+        for c in prange(C):
+            s1 = np.zeros(L, np.float64)
+            s2 = np.zeros(L, np.float64)
+            rc = ref[c].copy()  # a private copy: the loop then vectorizes
+            for r in range(R):
+                row = X3[c, r]
+                for j in range(L):
+                    e = np.float64(row[j]) - rc[j]
+                    s1[j] += e
+                    s2[j] += e * e
+            mn = X3[c, 0].astype(np.float64)
+            mx = mn.copy()
+            for r in range(R):
+                row = X3[c, r]
+                for j in range(L):
+                    v = np.float64(row[j])
+                    mn[j] = min(mn[j], v)
+                    mx[j] = max(mx[j], v)
+            out[0, c] = s1
+            out[1, c] = s2
+            out[2, c] = mn
+            out[3, c] = mx
+
+
+
 def affine_fma32(x, a, b, out) -> None:
     """``out = float32(x) * a + b`` per row position (float32 arithmetic, no contraction)."""
     _k().affine_fma32(x, a, b, out)
@@ -342,6 +372,11 @@ def minmax(X):
 def dev_sums(X, row):
     """Per-position ``sum(x - row)`` and ``sum((x - row)**2)``, rows in order (same as NumPy's reduce)."""
     return _k().dev_sums(X, row, 1)
+
+
+def float_blocks(X3, ref, out) -> None:
+    """Shifted sums, sums of squares, min and max of float chunks, like ``_np_kernels.float_blocks``."""
+    _get("float_blocks", 2 if X3.nbytes >= _PARALLEL_MIN_BYTES and X3.shape[0] > 1 else 1)(X3, ref, out)
 
 
 def float_moments(X, m: int, k: int, b: int):

@@ -16,14 +16,16 @@ How each statistic is computed
   exact integer numerators, so both are the correctly rounded float64 values of the true mean and
   variance, **bit-identical for any split** of the data into ``update``/``merge`` calls and for either
   engine. float16/32/64 data takes the float path.
-* **Float data** is accumulated in float64 chunk by chunk (1 MB). A first pass gives each entry's min and
-  max (and detects NaN/inf); a second pass sums ``e = x - shift`` and ``e**2`` around the chunk's midrange,
-  giving ``mean = shift + sum(e) / n`` and ``m2 = sum(e**2) - sum(e)**2 / n`` (the corrected two-pass
-  algorithm); if cancellation would cost more than 10 bits the chunk is redone around its refined mean.
-  Chunks and accumulators are combined with the pairwise update of Chan, Golub & LeVeque, with means kept
-  as a per-entry reference value plus a small deviation, so data far from 0 (``1e13 + N(0, 1)``) keeps
-  full relative precision. Any split agrees to about 1e-15 relative; a given split gives bit-identical
-  results with either engine and any number of threads.
+* **Float data** (float16/32/64) is accumulated in float64 in one pass over memory, in chunks of 1 MB
+  handed to the kernel many at a time: per chunk, deviations ``e = x - ref`` from a reference inside the
+  chunk (the entry's first value there) are summed with their squares, and min and max (which also flag
+  NaN/inf) come from the same visit, giving ``mean = ref + sum(e) / n`` and ``m2 = sum(e**2) - sum(e)**2 / n``
+  (the corrected two-pass algorithm); a chunk that would lose more than 10 bits to cancellation is redone
+  around its refined mean. Chunks and accumulators are combined with the pairwise update of Chan, Golub &
+  LeVeque, with means kept as a per-entry reference value plus a small deviation, so data far from 0
+  (``1e13 + N(0, 1)``) keeps full relative precision (std relative error about 1e-14 at means up to
+  ``2**53``). Any split agrees to about 1e-15 relative; a given split gives bit-identical results with
+  either engine and any number of threads. Extra memory is O(block), never O(data).
 * **Quantiles** (``quantiles=True``): 8-bit integer data keeps a 256-bin histogram per entry, 16-bit integer
   data a 65536-bin one (each while ``k * bins <= 2**22``); quantiles from histograms are exact and equal
   ``np.quantile(..., method="linear")``. Other data keeps its values exactly while at most ``2**22`` values
@@ -35,9 +37,8 @@ How each statistic is computed
   silently subsampled.
 
 Engines. With the optional numba package, compiled kernels (:mod:`normlab.core._numba`) do the passes;
-otherwise NumPy does, spreading big integer updates over worker threads (NumPy releases the GIL). Float
-chunks stay on one thread: their per-chunk Python work makes threads queue for the GIL, which measured
-slower than one thread. Results are identical either way. ``NORMLAB_ENGINE=numpy`` forces NumPy;
+otherwise NumPy does, spreading big updates over worker threads (NumPy releases the GIL). Results are
+identical either way. ``NORMLAB_ENGINE=numpy`` forces NumPy;
 ``NORMLAB_THREADS=n`` sets the worker count.
 
 Memory is O(k) for the moments, O(k * bins) for histograms, bounded (about 32 MB) for exact quantile
