@@ -145,7 +145,8 @@ def test_nan_in_a_chunk_names_its_place_in_the_whole_array():
             normlab.Standardize().fit(dx)
         got = normlab.Standardize(nan="ignore").fit(dx)
     want = normlab.Standardize(nan="ignore").fit(x)
-    np.testing.assert_allclose(got.mean_, want.mean_, rtol=1e-14)
+    # different splits round differently: the means (near 0 here) agree to rounding of the data's scale
+    np.testing.assert_allclose(got.mean_, want.mean_, rtol=0, atol=1e-14 * float(want.std_.max()))
     np.testing.assert_allclose(got.std_, want.std_, rtol=1e-12)
 
 
