@@ -262,14 +262,25 @@ def _float_kernels(pjit, prange) -> None:
 
     @pjit
     def float_blocks(X3, ref, out):
-        # per chunk: shifted sums and squares (rows in order, as NumPy's reduce), then min and max over
-        # the chunk again while it is in cache (one fused loop with four outputs does not vectorize)
+        # per chunk: shifted sums and squares of four rows at a time, ((e0 + e1) + (e2 + e3)), then the
+        # rows left one by one (the order of _np_kernels.float_blocks); then min and max over the chunk
+        # again while it is in cache (one fused loop with four outputs does not vectorize)
         C, R, L = X3.shape
+        R4 = R - R % 4
         for c in prange(C):
             s1 = np.zeros(L, np.float64)
             s2 = np.zeros(L, np.float64)
             rc = ref[c].copy()  # a private copy: the loop then vectorizes
-            for r in range(R):
+            for r in range(0, R4, 4):
+                x0, x1, x2, x3 = X3[c, r], X3[c, r + 1], X3[c, r + 2], X3[c, r + 3]
+                for j in range(L):
+                    e0 = np.float64(x0[j]) - rc[j]
+                    e1 = np.float64(x1[j]) - rc[j]
+                    e2 = np.float64(x2[j]) - rc[j]
+                    e3 = np.float64(x3[j]) - rc[j]
+                    s1[j] += (e0 + e1) + (e2 + e3)
+                    s2[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
+            for r in range(R4, R):
                 row = X3[c, r]
                 for j in range(L):
                     e = np.float64(row[j]) - rc[j]
@@ -287,8 +298,6 @@ def _float_kernels(pjit, prange) -> None:
             out[1, c] = s2
             out[2, c] = mn
             out[3, c] = mx
-
-
 
 def affine_fma32(x, a, b, out) -> None:
     """``out = float32(x) * a + b`` per row position (float32 arithmetic, no contraction)."""
