@@ -89,15 +89,16 @@ def test_std_at_huge_means_is_exact_to_rounding(mean, spread_ulps, engine):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("per", [(8000, 3, 1), (64, 5, 700), (3, 2, 300_000), (40_000, 30, 1)])
-def test_float_moments_bit_identical_on_both_engines(dtype, per):
+def test_float_moments_agree_to_rounding_on_both_engines(dtype, per):
     if not HAVE_NUMBA:
         pytest.skip("no numba")
     rng = np.random.default_rng(3)
     x = (1e4 + rng.standard_normal(per) * 7).astype(dtype)
     a = StatsAccumulator(per[1], engine="numpy").update(x)
     b = StatsAccumulator(per[1], engine="numba").update(x)
-    for name in ("mean", "var", "min", "max"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(a.min, b.min) and np.array_equal(a.max, b.max)
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(a.var, b.var, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,12 +1,14 @@
-"""Optional compiled kernels (numba), imported lazily; each has a NumPy twin with identical results.
+"""Optional compiled kernels (numba), imported lazily; each has a NumPy twin with the same results.
 
 numba is an optional dependency (``pip install 'normlab[fast]'``). Nothing here is imported until a
 kernel is first used, compiled kernels are cached on disk (``cache=True``), and the environment
-variable ``NORMLAB_ENGINE=numpy`` turns the whole module off. Floating-point kernels perform the same
-IEEE operations in the same order as their NumPy twins (no ``fastmath``, parallel only across independent
-outputs), so switching engines never changes a result.
+variable ``NORMLAB_ENGINE=numpy`` turns the whole module off. Integer kernels and the transforms give
+results identical to their NumPy twins (no ``fastmath``, parallel only across independent outputs); the
+float moments kernel ``float_blocks`` adds four rows at a time where NumPy adds one, so float statistics
+agree across engines to rounding (about 1e-15 relative), not bit for bit.
 
-The statistics kernels (``int_moments``, ``hist``, ``minmax``, ``dev_sums``, ``float_moments``) have the
+The statistics kernels (``int_moments``, ``hist``, ``float_blocks``, ``minmax``, ``dev_sums``,
+``float_moments``) have the
 names and signatures of their twins in :mod:`normlab.core._np_kernels`; the transform kernels
 (``affine_*``) serve :mod:`normlab.core._kernels`. Whether numba is installed, and which engine a job
 uses, is decided in :mod:`normlab.core._engine`.
@@ -263,8 +265,8 @@ def _float_kernels(pjit, prange) -> None:
     @pjit
     def float_blocks(X3, ref, out):
         # per chunk: shifted sums and squares of four rows at a time, ((e0 + e1) + (e2 + e3)), then the
-        # rows left one by one (the order of _np_kernels.float_blocks); then min and max over the chunk
-        # again while it is in cache (one fused loop with four outputs does not vectorize)
+        # rows left one by one (NumPy's twin adds row by row: the same to rounding); then min and max
+        # over the chunk again while it is in cache (a fused loop with four outputs does not vectorize)
         C, R, L = X3.shape
         R4 = R - R % 4
         for c in prange(C):

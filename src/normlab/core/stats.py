@@ -24,8 +24,8 @@ How each statistic is computed
   around its refined mean. Chunks and accumulators are combined with the pairwise update of Chan, Golub &
   LeVeque, with means kept as a per-entry reference value plus a small deviation, so data far from 0
   (``1e13 + N(0, 1)``) keeps full relative precision (std relative error about 1e-14 at means up to
-  ``2**53``). Any split agrees to about 1e-15 relative; a given split gives bit-identical results with
-  either engine and any number of threads. Extra memory is O(block), never O(data).
+  ``2**53``). Any split, and either engine, agrees to about 1e-15 relative (a given split and engine
+  gives bit-identical results with any number of threads). Extra memory is O(block), never O(data).
 * **Quantiles** (``quantiles=True``): 8-bit integer data keeps a 256-bin histogram per entry, 16-bit integer
   data a 65536-bin one (each while ``k * bins <= 2**22``); quantiles from histograms are exact and equal
   ``np.quantile(..., method="linear")``. Other data keeps its values exactly while at most ``2**22`` values
@@ -37,8 +37,8 @@ How each statistic is computed
   silently subsampled.
 
 Engines. With the optional numba package, compiled kernels (:mod:`normlab.core._numba`) do the passes;
-otherwise NumPy does, spreading big updates over worker threads (NumPy releases the GIL). Results are
-identical either way. ``NORMLAB_ENGINE=numpy`` forces NumPy;
+otherwise NumPy does, spreading big updates over worker threads (NumPy releases the GIL). Integer
+results are identical either way, float results equal to rounding. ``NORMLAB_ENGINE=numpy`` forces NumPy;
 ``NORMLAB_THREADS=n`` sets the worker count.
 
 Memory is O(k) for the moments, O(k * bins) for histograms, bounded (about 32 MB) for exact quantile
