@@ -55,6 +55,7 @@ def run(gib: float, workers: int, chunk_mib: float, repeat: int = 3) -> list[str
     from distributed import Client, LocalCluster, get_task_stream, wait
 
     import normlab
+    import normlab.adapters  # registers the Dask hook: without it the array is gathered first
 
     n = int(gib * 2**30) // int(np.prod(SAMPLE))
     rows = max(1, int(chunk_mib * 2**20) // int(np.prod(SAMPLE)))

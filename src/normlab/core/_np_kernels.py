@@ -188,14 +188,19 @@ def _float_range(X3: np.ndarray, ref: np.ndarray, out: np.ndarray, c0: int, c1: 
 
 
 def _float_chunks(X3, ref, out, c0: int, c1: int, E) -> None:
+    wide = X3.dtype == np.float64
     for c in range(c0, c1):
         Xc = X3[c]
-        np.subtract(Xc, ref[c], out=E)
+        if wide:
+            np.subtract(Xc, ref[c], out=E)
+        else:  # mixed-type loops are slow: widen first (exact), then subtract in float64
+            np.copyto(E, Xc)
+            np.subtract(E, ref[c], out=E)
         np.add.reduce(E, axis=0, out=out[0, c])
         np.multiply(E, E, out=E)
         np.add.reduce(E, axis=0, out=out[1, c])
-        np.minimum.reduce(Xc, axis=0, out=out[2, c])
-        np.maximum.reduce(Xc, axis=0, out=out[3, c])
+        out[2, c] = np.minimum.reduce(Xc, axis=0)  # in the input's dtype (exact), then stored
+        out[3, c] = np.maximum.reduce(Xc, axis=0)
 
 
 def block_moments(X3: np.ndarray, m: int, k: int, b: int, kern):
