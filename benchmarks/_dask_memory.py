@@ -24,12 +24,11 @@ SAMPLE = (64, 64, 3)
 HEADING = "## Statistics of an array in the workers' memory (`bench_dask.py --in-memory`)"
 #: What the task stream showed when this was first measured (2026-12-07), before the fixes.
 FINDINGS = (
-    "Where the time went, first measured with the task stream: (1) after only `import normlab`, "
-    "`normlab.stats(dask_array)` did not reach the Dask path at all: the hook that routes Dask collections "
-    "is registered by `import normlab.adapters`, so the array was converted with `np.asarray`, which Dask "
-    "runs as one task that pulls every chunk to one worker and then to the client (0.57–0.85 GB/s here, "
-    "against 5–7 GB/s for one process on the same array; the script now imports `normlab.adapters`, and "
-    "`import normlab` should register the hook itself). (2) Each 1-thread worker's numba kernels started a "
+    "Where the time went, first measured with the task stream: (1) where `import normlab` does not import `normlab.adapters` (the hook that routes Dask "
+    "collections is registered there; main now imports it in `normlab/__init__.py`), `normlab.stats(dask_array)` "
+    "converted the array with `np.asarray`: Dask ran that as one task pulling every chunk to one worker "
+    "and on to the client (0.57–0.85 GB/s here, against 5–7 GB/s for one process); the script imports "
+    "`normlab.adapters` itself. (2) Each 1-thread worker's numba kernels started a "
     "thread per core (4 threads on 2 cores); chunk tasks now run them on the worker's own thread count. (3) "
     "With both, the tasks return small accumulators merged in a tree (8 per merge task), the merge tasks "
     "are negligible, and what is left is per-task overhead: a chunk task takes several times its kernel's "
