@@ -132,7 +132,12 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", default=None, help="where to write the array (default: a temporary folder)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--only", default=None, help="run only contenders whose name contains this text")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="the array persisted in the workers' memory: normlab, Dask's own per-chunk sum, one "
+                             "process, and where the time goes; updates its section of benchmarks/README.md")
     args = parser.parse_args(argv)
+    if args.in_memory:
+        return _in_memory(args)
 
     import dask
 
@@ -197,6 +202,23 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['name']} | {r['seconds']:.2f} | {r['gib_per_s']:.2f} | {r['worker_peak_mib']:.0f} "
               f"({r['worker_idle_mib']:.0f}) | {r['max_rel_error']:.1e} |")  # fmt: skip
+    return 0
+
+
+def _in_memory(args) -> int:
+    import _dask_memory
+    import dask
+    from _readme import replace_section
+
+    load0 = os.getloadavg()[0]
+    body = _dask_memory.run(args.gib, args.workers, args.chunk_mib)
+    head = [_dask_memory.HEADING, "",
+            f"Run on {os.cpu_count()} CPUs, dask {dask.__version__}, NumPy {np.__version__}; load average "
+            f"{load0:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (other jobs share the machine: "
+            "compare rows of the same run). Command: `python benchmarks/bench_dask.py --in-memory`.", ""]  # fmt: skip
+    section = "\n".join(head + body)
+    print(section)
+    replace_section(_dask_memory.HEADING, section)
     return 0
 
 

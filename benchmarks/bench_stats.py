@@ -18,6 +18,7 @@ Usage::
     python benchmarks/bench_stats.py            # full run, a few minutes, updates benchmarks/README.md
     python benchmarks/bench_stats.py --quick    # small sizes, under a minute, prints only
     python benchmarks/bench_stats.py --targets  # the throughput targets (~1 min), updates their section
+    python benchmarks/bench_stats.py --float    # float rows vs torch/NumPy/sklearn, updates their section
 """
 
 from __future__ import annotations
@@ -518,16 +519,23 @@ def markdown(rows, extra, notes, args, total_secs) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument(
-        "--quick", action="store_true", help="small sizes (< 1 min); does not touch README.md"
-    )
+    p.add_argument("--quick", action="store_true", help="small sizes (< 1 min); does not touch README.md")
     p.add_argument("--no-readme", action="store_true", help="print only")
     p.add_argument(
         "--targets",
         action="store_true",
         help="only the engine's throughput targets (~1 min); updates their section of README.md",
     )
+    p.add_argument("--float", action="store_true", help="only the float moments/quantiles rows (~2 min)")
     args = p.parse_args(argv)
+    if args.float:
+        import _float_rows
+
+        section = _float_rows.run(50_000 if args.quick else 1_000_000, 7, peak_extra, exact_table)
+        if not (args.quick or args.no_readme):
+            replace_section(_float_rows.HEADING, section)
+        print(section)
+        return 0
     if args.targets:
         load0 = os.getloadavg()[0]
         rows = targets(repeat=7)
@@ -555,11 +563,7 @@ def main(argv=None) -> int:
     datasets = [
         ("MNIST-like, per channel", lambda: mnist, "channel"),
         ("CIFAR-like, per channel", lambda: images(sizes["cifar"], 32, 32, rng), "channel"),
-        (
-            "ImageNet slice, per channel",
-            lambda: images(sizes["imagenet"], 224, 224, rng),
-            "channel",
-        ),
+        ("ImageNet slice, per channel", lambda: images(sizes["imagenet"], 224, 224, rng), "channel"),
         (
             "Wide-scale float64 table (means 1 … 1e13, stds 0.01 … 100), per feature",
             lambda: wide_table(sizes["table"], rng),

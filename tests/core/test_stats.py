@@ -247,16 +247,24 @@ def test_chunks_cover_every_value_once():
     ids=lambda d: np.dtype(d).name,
 )
 def test_numba_and_numpy_engines_give_identical_results(dtype, monkeypatch):
+    """Identical for integer data; float moments agree to rounding (the numba kernel adds four rows at a
+    time), float min, max and quantiles are identical."""
     rng = np.random.default_rng(11)
     x3 = _random(dtype, (5000, 3, 7), rng)
-    if np.dtype(dtype).kind == "f":
+    floats = np.dtype(dtype).kind == "f"
+    if floats:
         x3 = (x3 + np.array([0.0, 1e13, -2e5], dtype).reshape(1, 3, 1)).astype(dtype)
     a = StatsAccumulator(3, engine="numpy", quantiles=True).update(x3)
     b = StatsAccumulator(3, engine="numba", quantiles=True).update(x3)
-    assert _same(a, b)
+    if floats:
+        assert np.array_equal(a.min, b.min) and np.array_equal(a.max, b.max)
+        np.testing.assert_allclose(b.mean, a.mean, rtol=1e-15, atol=1e-15 * float(a.std.max()))
+        np.testing.assert_allclose(b.std, a.std, rtol=1e-13, atol=0)
+    else:
+        assert _same(a, b)
     assert np.array_equal(a.quantile([0.1, 0.5, 0.99]), b.quantile([0.1, 0.5, 0.99]))
     hist = StatsAccumulator(3, engine="numba", histogram=True).update(x3)
-    assert np.array_equal(hist.mean, a.mean) and np.array_equal(hist.var, a.var)
+    assert np.array_equal(hist.mean, b.mean) and np.array_equal(hist.var, b.var)
     # sketched quantiles too: values reach the sketch in fixed blocks, whatever the engine's chunking
     monkeypatch.setattr(Q, "_EXACT_QUANTILE_BUDGET", 4096)
     sa = StatsAccumulator(3, engine="numpy", quantiles=True, histogram=False).update(x3)

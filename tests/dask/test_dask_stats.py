@@ -145,7 +145,8 @@ def test_nan_in_a_chunk_names_its_place_in_the_whole_array():
             normlab.Standardize().fit(dx)
         got = normlab.Standardize(nan="ignore").fit(dx)
     want = normlab.Standardize(nan="ignore").fit(x)
-    np.testing.assert_allclose(got.mean_, want.mean_, rtol=1e-14)
+    # different splits round differently: the means (near 0 here) agree to rounding of the data's scale
+    np.testing.assert_allclose(got.mean_, want.mean_, rtol=0, atol=1e-14 * float(want.std_.max()))
     np.testing.assert_allclose(got.std_, want.std_, rtol=1e-12)
 
 
@@ -186,3 +187,20 @@ def test_transform_of_a_dask_array_equals_numpy_transform():
             n.fit(dx)
             np.testing.assert_array_equal(transform(n, dx).compute(), n.fit(x).transform(x))
         assert normlab.MinMax(per="sample").fit(dx).n_samples_seen_ == 40
+
+
+def _numba_threads_in_a_chunk_task() -> tuple[int, int]:
+    import numba
+
+    from normlab.adapters._dask_stats import _task_threads
+
+    with _task_threads():
+        inside = numba.get_num_threads()
+    return inside, numba.get_num_threads()
+
+
+def test_chunk_tasks_run_kernels_on_the_workers_own_thread_count(client):
+    pytest.importorskip("numba")
+    inside, after = client.submit(_numba_threads_in_a_chunk_task, pure=False).result()
+    assert inside == 1  # the fixture's workers have one thread each
+    assert after >= inside  # restored afterwards

@@ -15,6 +15,7 @@ known here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import warnings
@@ -90,12 +91,40 @@ def _block_part(block: Any, offset: tuple[int | None, ...], count_samples: bool,
     acc = spec.accumulator(max(1, prod(layout.stat_shape)))
     x3 = layout.as_3d(np.ascontiguousarray(x))
     try:
-        acc.update(x3)
+        with _task_threads():
+            acc.update(x3)
     except NonFiniteError as err:
         flat = np.ravel_multi_index(err.first_index, x3.shape)
         first = np.unravel_index(flat, x.shape)
         raise _nonfinite(spec.who, err.n_nan, err.n_inf, x.shape, first, offset) from None
     return _Part(acc=acc, n=n, dtype=x.dtype)
+
+
+@contextlib.contextmanager
+def _task_threads():
+    """Run a chunk's kernels on as many threads as the Dask worker has (numba would otherwise start one per
+    core in every worker process: 2 workers x 1 thread on 2 cores ran 4 threads)."""
+    nthreads = None
+    try:
+        from distributed import get_worker
+
+        nthreads = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):  # not in a worker
+        pass
+    if nthreads is None:
+        yield
+        return
+    try:
+        import numba  # the kernels' engine (optional)
+    except ImportError:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(old, nthreads)))  # numba's setting is per calling thread
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def _nonfinite(who: str, n_nan: int, n_inf: int, shape: tuple, first: Any, offset: tuple) -> NonFiniteError:

@@ -42,27 +42,60 @@ def chunks(x3: np.ndarray, chunk_bytes: int = CHUNK_BYTES, max_rows: int = 1 << 
                 piece = x3[i : i + 1, :, j : j + bs]
                 yield np.ascontiguousarray(piece).reshape(1, -1), 1, piece.shape[2]
         return
-    m = 1
-    if (
-        row < _ROW_ELEMS
-    ):  # fold m rows into one; keep the length a multiple of 64 (vector loops, no tails)
-        step_m = 64 // math.gcd(row, 64)
-        m = step_m * -(-_ROW_ELEMS // (row * step_m))
-    m = max(1, min(m, a))
-    rows = max(1, min(budget // (row * m), max_rows))  # R
+    m, rows = _fold(a, row, budget, max_rows)
     step = rows * m
     start = 0
     full = (a // step) * step
     while start < full:
         yield _rows(x3[start : start + step], rows, m * row), m, b
         start += step
-    rest = a - full
+    yield from _rest(x3, start, m, row, b)
+
+
+def _fold(a: int, row: int, budget: int, max_rows: int) -> tuple[int, int]:
+    """``(m, R)``: a-slices side by side per chunk row, and rows per chunk."""
+    m = 1
+    if row < _ROW_ELEMS:  # fold m rows into one; keep the length a multiple of 64 (vector loops, no tails)
+        step_m = 64 // math.gcd(row, 64)
+        m = step_m * -(-_ROW_ELEMS // (row * step_m))
+    m = max(1, min(m, a))
+    return m, max(1, min(budget // (row * m), max_rows))
+
+
+def _rest(x3: np.ndarray, start: int, m: int, row: int, b: int):
+    """The chunks of ``x3[start:]``, fewer than one full chunk's a-slices."""
+    a = x3.shape[0]
+    rest = a - start
     if rest >= m and m > 1:
         r = rest // m
         yield _rows(x3[start : start + r * m], r, m * row), m, b
         start += r * m
     if start < a:
         yield _rows(x3[start:a], a - start, row), 1, b
+
+
+def blocks(x3: np.ndarray, chunk_bytes: int = CHUNK_BYTES, group: int = 32):
+    """Yield ``(X3, m, b_c)``: ``X3`` of shape ``(C, R, m * k * b_c)``, ``C <= group`` chunks of :func:`chunks`.
+
+    The chunks are those of :func:`chunks` (the same cut, so the same per-chunk results), handed over
+    ``group`` at a time as one view where ``x3`` is C-contiguous, so a kernel can run over many chunks per
+    call (and over its threads); other chunks come one at a time (``C = 1``).
+    """
+    a, k, b = x3.shape
+    budget = max(1, chunk_bytes // max(x3.dtype.itemsize, 1))
+    row = k * b
+    if row > budget or not x3.flags.c_contiguous:
+        for X, m, bc in chunks(x3, chunk_bytes):
+            yield X[None], m, bc
+        return
+    m, rows = _fold(a, row, budget, 1 << 62)
+    step = rows * m
+    full = (a // step) * step
+    for start in range(0, full, step * group):
+        stop = min(full, start + step * group)
+        yield x3[start:stop].reshape((stop - start) // step, rows, m * row), m, b
+    for X, mc, bc in _rest(x3, full, m, row, b):
+        yield X[None], mc, bc
 
 
 def _rows(piece: np.ndarray, r: int, length: int) -> np.ndarray:

@@ -4,8 +4,11 @@ Each kernel works on one chunk ``X`` of shape ``(R, L)`` from :func:`normlab.cor
 twin of the function of the same name and signature in :mod:`normlab.core._numba`, with the same results:
 
 * :func:`int_moments` -- exact per-position sums of values and squares of an integer chunk;
+* :func:`wide_int_sums` -- the same for 64-bit chunks whose values need more than 32 bits (both engines);
 * :func:`hist` -- per-entry histogram of an 8/16-bit chunk;
 * :func:`minmax`, :func:`dev_sums` -- the two passes of the float moments;
+* :func:`float_blocks` -- the one-pass float kernel: shifted sums, sums of squares, min and max of many
+  chunks (:func:`block_moments` merges them, for both engines);
 * :func:`float_moments` -- shifted two-pass moments of a float chunk, folded to entries (one function per
   engine: the float algorithm lives in :func:`shifted_moments`, which both engines run with their passes).
 
@@ -14,13 +17,17 @@ twin of the function of the same name and signature in :mod:`normlab.core._numba
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from normlab.core._chunks import entry_row, expand, fold_max, fold_min, fold_sum
-from normlab.core._engine import scratch
+from normlab.core._engine import n_workers, pool, scratch
 
 #: Rows per block for 8-bit data: 256 * 255**2 < 2**24, so float32 sums of values and squares are exact.
 ROWS_8BIT = 256
+#: Float chunks at least this big (bytes per call) use the worker threads.
+PARALLEL_FLOAT_BYTES = 1 << 23
 #: Redo a chunk around its refined mean when the shifted sums lose more than 10 bits to cancellation.
 _REDO_RATIO = 1024.0
 
@@ -70,6 +77,34 @@ def int_moments(X: np.ndarray, minmax: bool = True):
     np.multiply(lo, lo, out=lo)
     sq0 = np.add.reduce(lo, axis=0)
     return s, sq0, sq1, sq2, mn, mx
+
+
+#: Bits per limb of a 64-bit value in :func:`wide_int_sums` (four limbs; limb products stay below 2**32).
+_LIMB = 16
+
+
+def wide_int_sums(X: np.ndarray):
+    """Exact per-position limb sums of a 64-bit integer chunk ``(R, L)`` with ``R * L <= 2**24``.
+
+    Each value is offset to ``d = x + 2**63`` (int64) or ``d = x`` (uint64), so ``0 <= d < 2**64``, and cut
+    into four 16-bit limbs ``d = sum_i l_i 2**(16 i)``. Returns ``(ls, cs, mn, mx)``: ``ls`` the per-position
+    sums of the limbs ``(4, L)`` and ``cs`` those of ``c_s = sum_{i+j=s} l_i l_j`` ``(7, L)`` (so
+    ``d**2 = sum_s c_s 2**(16 s)``), all uint64 (each ``c_s < 2**34``: no sum of at most ``2**24`` values
+    overflows once folded), and the native min/max per position.
+    """
+    U = X.view(np.uint64)
+    if X.dtype.kind == "i":
+        U = U ^ np.uint64(1 << 63)
+    mask = np.uint64((1 << _LIMB) - 1)
+    limbs = [(U >> np.uint64(_LIMB * i)) & mask for i in range(4)]
+    ls = np.stack([np.add.reduce(v, axis=0) for v in limbs])
+    cs = np.zeros((7, X.shape[1]), np.uint64)
+    prod = np.empty_like(limbs[0])
+    for i in range(4):
+        for j in range(i, 4):
+            np.multiply(limbs[i], limbs[j], out=prod)
+            cs[i + j] += np.add.reduce(prod, axis=0) * np.uint64(1 if i == j else 2)
+    return ls, cs, np.minimum.reduce(X, axis=0), np.maximum.reduce(X, axis=0)
 
 
 def hist(X: np.ndarray, m: int, k: int, b: int) -> np.ndarray:
@@ -123,6 +158,83 @@ def dev_sums(X: np.ndarray, row: np.ndarray):
 def minmax(X: np.ndarray):
     """Per-position min and max over the rows of a chunk."""
     return np.minimum.reduce(X, axis=0), np.maximum.reduce(X, axis=0)
+
+
+def float_blocks(X3: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None:
+    """Per chunk and position of float chunks ``X3 (C, R, L)``: ``out[0] = sum(e)``, ``out[1] = sum(e * e)``
+    with ``e = x - ref`` (float64, ``ref (C, L)``), rows in order; ``out[2]``, ``out[3]`` the min and max.
+
+    The numba twin adds four rows at a time (half the accumulator traffic), so the engines' float sums
+    agree to rounding (about 1e-16 relative per chunk), not bit for bit; min and max are identical.
+
+    ``out`` is ``(4, C, L)`` float64. Big calls split the chunks over the worker threads (each chunk's
+    result does not depend on which thread makes it).
+    """
+    C = X3.shape[0]
+    workers = n_workers()
+    if workers > 1 and C >= 2 * workers and X3.nbytes >= PARALLEL_FLOAT_BYTES:
+        bounds = [C * i // workers for i in range(workers + 1)]
+        jobs = [pool().submit(_float_range, X3, ref, out, lo, hi) for lo, hi in pairwise(bounds)]
+        for j in jobs:
+            j.result()
+    else:
+        _float_range(X3, ref, out, 0, C)
+
+
+def _float_range(X3: np.ndarray, ref: np.ndarray, out: np.ndarray, c0: int, c1: int) -> None:
+    E = scratch("dev", X3.shape[1:], np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are detected from the sums
+        _float_chunks(X3, ref, out, c0, c1, E)
+
+
+def _float_chunks(X3, ref, out, c0: int, c1: int, E) -> None:
+    wide = X3.dtype == np.float64
+    for c in range(c0, c1):
+        Xc = X3[c]
+        if wide:
+            np.subtract(Xc, ref[c], out=E)
+        else:  # mixed-type loops are slow: widen first (exact), then subtract in float64
+            np.copyto(E, Xc)
+            np.subtract(E, ref[c], out=E)
+        np.add.reduce(E, axis=0, out=out[0, c])
+        np.multiply(E, E, out=E)
+        np.add.reduce(E, axis=0, out=out[1, c])
+        out[2, c] = np.minimum.reduce(Xc, axis=0)  # in the input's dtype (exact), then stored
+        out[3, c] = np.maximum.reduce(Xc, axis=0)
+
+
+def block_moments(X3: np.ndarray, m: int, k: int, b: int, kern):
+    """Per-entry ``(n, ref, dmean, m2, mn, mx)`` of float chunks ``X3 (C, R, L)`` in one pass; None on NaN/inf.
+
+    Each chunk's deviations are taken from a reference inside it (the entry's first value in the chunk, so
+    ``x - ref`` is exact by Sterbenz's lemma wherever the spread is small against the values), summed with
+    their squares in float64 by ``kern.float_blocks`` (min and max in the same pass), and giving
+    ``m2 = sum(e**2) - sum(e)**2 / n`` per chunk (the corrected two-pass formula). A chunk that loses more
+    than 10 bits to cancellation is redone by :func:`shifted_moments`. The chunks then merge at once with
+    Chan's formula in the frame of the first chunk's reference: ``d_c = (ref_c - ref_0) + dmean_c``,
+    ``mean = ref_0 + sum(n d_c) / N``, ``m2 = sum(m2_c) + n sum((d_c - dmean)**2)``.
+    """
+    C, R, L = X3.shape
+    first = X3[:, 0, :].reshape(C, m, k, b)[:, 0, :, 0].astype(np.float64)  # (C, k)
+    ref_pos = np.broadcast_to(first[:, None, :, None], (C, m, k, b)).reshape(C, L)
+    out = np.empty((4, C, L))
+    kern.float_blocks(X3, np.ascontiguousarray(ref_pos), out)
+    per = out.reshape(4, C, m, k, b)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s1 = np.add.reduce(np.add.reduce(per[0], axis=3), axis=1)
+        s2 = np.add.reduce(np.add.reduce(per[1], axis=3), axis=1)
+    if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
+        return None
+    n = R * m * b
+    dmean = s1 / n
+    m2 = s2 - s1 * dmean
+    mn, mx = per[2].min(axis=(0, 1, 3)), per[3].max(axis=(0, 1, 3))
+    for c in np.flatnonzero((s2 > _REDO_RATIO * m2).any(axis=1)):
+        first[c], dmean[c], m2[c], _, _ = shifted_moments(X3[c], m, k, b, kern.minmax, kern.dev_sums)
+    d = (first - first[0]) + dmean
+    dm = np.add.reduce(d, axis=0) / C
+    m2 = np.add.reduce(np.maximum(m2, 0.0), axis=0) + n * np.add.reduce((d - dm) ** 2, axis=0)
+    return C * n, first[0], dm, m2, mn, mx
 
 
 def float_moments(X: np.ndarray, m: int, k: int, b: int):

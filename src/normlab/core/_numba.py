@@ -1,12 +1,14 @@
-"""Optional compiled kernels (numba), imported lazily; each has a NumPy twin with identical results.
+"""Optional compiled kernels (numba), imported lazily; each has a NumPy twin with the same results.
 
 numba is an optional dependency (``pip install 'normlab[fast]'``). Nothing here is imported until a
 kernel is first used, compiled kernels are cached on disk (``cache=True``), and the environment
-variable ``NORMLAB_ENGINE=numpy`` turns the whole module off. Floating-point kernels perform the same
-IEEE operations in the same order as their NumPy twins (no ``fastmath``, parallel only across independent
-outputs), so switching engines never changes a result.
+variable ``NORMLAB_ENGINE=numpy`` turns the whole module off. Integer kernels and the transforms give
+results identical to their NumPy twins (no ``fastmath``, parallel only across independent outputs); the
+float moments kernel ``float_blocks`` adds four rows at a time where NumPy adds one, so float statistics
+agree across engines to rounding (about 1e-15 relative), not bit for bit.
 
-The statistics kernels (``int_moments``, ``hist``, ``minmax``, ``dev_sums``, ``float_moments``) have the
+The statistics kernels (``int_moments``, ``hist``, ``float_blocks``, ``minmax``, ``dev_sums``,
+``float_moments``) have the
 names and signatures of their twins in :mod:`normlab.core._np_kernels`; the transform kernels
 (``affine_*``) serve :mod:`normlab.core._kernels`. Whether numba is installed, and which engine a job
 uses, is decided in :mod:`normlab.core._engine`.
@@ -260,6 +262,45 @@ def _float_kernels(pjit, prange) -> None:
 
 
 
+    @pjit
+    def float_blocks(X3, ref, out):
+        # per chunk: shifted sums and squares of four rows at a time, ((e0 + e1) + (e2 + e3)), then the
+        # rows left one by one (NumPy's twin adds row by row: the same to rounding); then min and max
+        # over the chunk again while it is in cache (a fused loop with four outputs does not vectorize)
+        C, R, L = X3.shape
+        R4 = R - R % 4
+        for c in prange(C):
+            s1 = np.zeros(L, np.float64)
+            s2 = np.zeros(L, np.float64)
+            rc = ref[c].copy()  # a private copy: the loop then vectorizes
+            for r in range(0, R4, 4):
+                x0, x1, x2, x3 = X3[c, r], X3[c, r + 1], X3[c, r + 2], X3[c, r + 3]
+                for j in range(L):
+                    e0 = np.float64(x0[j]) - rc[j]
+                    e1 = np.float64(x1[j]) - rc[j]
+                    e2 = np.float64(x2[j]) - rc[j]
+                    e3 = np.float64(x3[j]) - rc[j]
+                    s1[j] += (e0 + e1) + (e2 + e3)
+                    s2[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
+            for r in range(R4, R):
+                row = X3[c, r]
+                for j in range(L):
+                    e = np.float64(row[j]) - rc[j]
+                    s1[j] += e
+                    s2[j] += e * e
+            mn = X3[c, 0].astype(np.float64)
+            mx = mn.copy()
+            for r in range(R):
+                row = X3[c, r]
+                for j in range(L):
+                    v = np.float64(row[j])
+                    mn[j] = min(mn[j], v)
+                    mx[j] = max(mx[j], v)
+            out[0, c] = s1
+            out[1, c] = s2
+            out[2, c] = mn
+            out[3, c] = mx
+
 def affine_fma32(x, a, b, out) -> None:
     """``out = float32(x) * a + b`` per row position (float32 arithmetic, no contraction)."""
     _k().affine_fma32(x, a, b, out)
@@ -342,6 +383,11 @@ def minmax(X):
 def dev_sums(X, row):
     """Per-position ``sum(x - row)`` and ``sum((x - row)**2)``, rows in order (same as NumPy's reduce)."""
     return _k().dev_sums(X, row, 1)
+
+
+def float_blocks(X3, ref, out) -> None:
+    """Shifted sums, sums of squares, min and max of float chunks, like ``_np_kernels.float_blocks``."""
+    _get("float_blocks", 2 if X3.nbytes >= _PARALLEL_MIN_BYTES and X3.shape[0] > 1 else 1)(X3, ref, out)
 
 
 def float_moments(X, m: int, k: int, b: int):

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from normlab.core import _np_kernels
-from normlab.core._chunks import CHUNK_BYTES, chunks, fold_max, fold_min, fold_sum
+from normlab.core._chunks import CHUNK_BYTES, blocks, chunks, fold_max, fold_min, fold_sum
 from normlab.core._engine import n_workers, pmap
 from normlab.errors import NonFiniteError, nonfinite_message
 
@@ -33,8 +33,8 @@ class IntPart(NamedTuple):
     n: int  #: values per entry in the chunk
     s1: np.ndarray
     sq0: np.ndarray
-    sq1: np.ndarray
-    sq2: np.ndarray
+    sq1: np.ndarray | None  #: None for wide parts: s1 and sq0 are then exact Python ints (object arrays)
+    sq2: np.ndarray | None
     mn: np.ndarray | None  #: None where min/max were skipped (they could not change any more)
     mx: np.ndarray | None
     hist: np.ndarray | None  #: (k, nbins) counts in value order, when a histogram is kept
@@ -125,6 +125,30 @@ def int_parts(x3: np.ndarray, k: int, engine: str, hist_spec, bounds: tuple[int,
         yield part
 
 
+def wide_int_parts(x3: np.ndarray, k: int):
+    """Yield an :class:`IntPart` per chunk of a 64-bit integer ``x3`` whose values need more than 32 bits.
+
+    Both engines use :func:`normlab.core._np_kernels.wide_int_sums` (the rare wide case): its limb sums are
+    turned into exact Python-int totals per entry, carried in ``s1`` (``sum(x)``) and ``sq0`` (``sum(x**2)``)
+    as object arrays, with ``sq1 = sq2 = None``.
+    """
+    off = (1 << 63) if x3.dtype.kind == "i" else 0
+    for X, m, b in chunks(x3, CHUNK_BYTES):
+        n = X.shape[0] * m * b
+        ls, cs, mnp, mxp = _np_kernels.wide_int_sums(X)
+        s1 = np.zeros(k, object)
+        s2 = np.zeros(k, object)
+        for i, v in enumerate(ls):
+            s1 += fold_sum(v, m, k, b).astype(object) << (16 * i)
+        for i, v in enumerate(cs):
+            s2 += fold_sum(v, m, k, b).astype(object) << (16 * i)
+        # back from d = x + off: sum(x) = sum(d) - n off, sum(x**2) = sum(d**2) - 2 off sum(d) + n off**2
+        s2 = s2 - 2 * off * s1 + n * off * off
+        s1 = s1 - n * off
+        mn, mx = fold_min(mnp, m, k, b), fold_max(mxp, m, k, b)
+        yield IntPart(n, s1, s2, None, None, mn, mx, None, X, m, b)
+
+
 def _hist8_part(n: int, h: np.ndarray, lo: int, k: int, X: np.ndarray, m: int, b: int) -> IntPart:
     """The exact sums, min and max of an 8-bit chunk, from its (value-ordered) histogram ``h``."""
     values = np.arange(lo, lo + 256, dtype=np.int64)
@@ -136,28 +160,39 @@ def _hist8_part(n: int, h: np.ndarray, lo: int, k: int, X: np.ndarray, m: int, b
 
 
 def float_parts(x3: np.ndarray, k: int, engine: str, nan: str):
-    """Yield a :class:`FloatPart` per chunk of float (or wide integer) ``x3``.
+    """Yield a :class:`FloatPart` per group of chunks of float ``x3`` (:func:`~normlab.core._chunks.blocks`).
 
-    Chunks holding NaN/inf raise :class:`NonFiniteError` (inf always, NaN with ``nan="raise"``), else go
-    through the masked NumPy kernel. One thread: float chunks are small, and threads would queue for the
-    GIL (measured slower).
+    Each group is one call of the engine's one-pass kernel (over its threads when big), merged by
+    :func:`normlab.core._np_kernels.block_moments`. A group holding NaN/inf goes chunk by chunk: such chunks
+    raise :class:`NonFiniteError` (inf always, NaN with ``nan="raise"``), else go through the masked NumPy
+    kernel.
     """
     conv = None if x3.dtype in (np.float32, np.float64) else np.float64
     kern = _kernels(engine)
-    for X, m, b in chunks(x3, _FLOAT_CHUNK_BYTES):
+    for X3, m, b in blocks(x3, _FLOAT_CHUNK_BYTES):
         if conv is not None:
-            X = X.astype(conv)
-        elif engine == "numpy" and X.dtype != np.float64:
-            X = X.astype(np.float64)
-        res = kern.float_moments(X, m, k, b)
-        if res is None:  # NaN or inf in this chunk
-            n_nan = _count_nonfinite(x3, X, m, k, b, nan)
-            cnt, ref, dmean, m2, mn, mx = _np_kernels.float_moments_masked(X, m, k, b)
-        else:
-            ref, dmean, m2, mn, mx = res
-            cnt = np.full(k, X.shape[0] * m * b, np.int64)
-            n_nan = None
-        yield FloatPart(cnt, ref, dmean, m2, mn, mx, n_nan, X, m, b)
+            X3 = X3.astype(conv)
+        res = _np_kernels.block_moments(X3, m, k, b, kern)
+        if res is not None:
+            n, ref, dmean, m2, mn, mx = res
+            X = X3.reshape(-1, X3.shape[2])
+            yield FloatPart(np.full(k, n, np.int64), ref, dmean, m2, mn, mx, None, X, m, b)
+        else:  # NaN or inf somewhere in these chunks: chunk by chunk
+            for X in X3:
+                yield _float_chunk(x3, X, k, m, b, kern, nan)
+
+
+def _float_chunk(x3, X, k: int, m: int, b: int, kern, nan: str) -> FloatPart:
+    """The :class:`FloatPart` of one chunk that may hold NaN/inf (raises per the ``nan`` policy)."""
+    res = kern.float_moments(X, m, k, b)
+    if res is None:  # NaN or inf in this chunk
+        n_nan = _count_nonfinite(x3, X, m, k, b, nan)
+        cnt, ref, dmean, m2, mn, mx = _np_kernels.float_moments_masked(X, m, k, b)
+    else:
+        ref, dmean, m2, mn, mx = res
+        cnt = np.full(k, X.shape[0] * m * b, np.int64)
+        n_nan = None
+    return FloatPart(cnt, ref, dmean, m2, mn, mx, n_nan, X, m, b)
 
 
 def _count_nonfinite(x3, X, m: int, k: int, b: int, nan: str) -> np.ndarray:

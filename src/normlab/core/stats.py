@@ -8,21 +8,24 @@ path: build one accumulator per piece of data, then merge.
 
 How each statistic is computed
 ------------------------------
-* **Integer data** (bool, 8/16/32-bit ints, and 64-bit ints whose values all fit in 32 bits) is summed in
-  integers: per chunk in int64 (chunks never overflow), totals as exact Python ints. The sum of squares is
-  exact too (32-bit values are split as ``x = hi * 2**16 + lo`` so every partial product fits). With
+* **Integer data** (bool and every integer dtype up to int64/uint64) is summed in integers: per chunk in
+  int64 (chunks never overflow), totals as exact Python ints. The sum of squares is exact too (32-bit
+  values are split as ``x = hi * 2**16 + lo`` so every partial product fits; 64-bit values that need more
+  than 32 bits are cut into four 16-bit limbs, the rare wide case). With
   ``S1 = sum(x)``, ``S2 = sum(x**2)``, ``mean = S1 / n`` and ``var = (n * S2 - S1**2) / n**2`` are formed from
   exact integer numerators, so both are the correctly rounded float64 values of the true mean and
   variance, **bit-identical for any split** of the data into ``update``/``merge`` calls and for either
-  engine. 64-bit integers with values outside the 32-bit range, and float16/32/64 data, take the float path.
-* **Float data** is accumulated in float64 chunk by chunk (1 MB). A first pass gives each entry's min and
-  max (and detects NaN/inf); a second pass sums ``e = x - shift`` and ``e**2`` around the chunk's midrange,
-  giving ``mean = shift + sum(e) / n`` and ``m2 = sum(e**2) - sum(e)**2 / n`` (the corrected two-pass
-  algorithm); if cancellation would cost more than 10 bits the chunk is redone around its refined mean.
-  Chunks and accumulators are combined with the pairwise update of Chan, Golub & LeVeque, with means kept
-  as a per-entry reference value plus a small deviation, so data far from 0 (``1e13 + N(0, 1)``) keeps
-  full relative precision. Any split agrees to about 1e-15 relative; a given split gives bit-identical
-  results with either engine and any number of threads.
+  engine. float16/32/64 data takes the float path.
+* **Float data** (float16/32/64) is accumulated in float64 in one pass over memory, in chunks of 1 MB
+  handed to the kernel many at a time: per chunk, deviations ``e = x - ref`` from a reference inside the
+  chunk (the entry's first value there) are summed with their squares, and min and max (which also flag
+  NaN/inf) come from the same visit, giving ``mean = ref + sum(e) / n`` and ``m2 = sum(e**2) - sum(e)**2 / n``
+  (the corrected two-pass algorithm); a chunk that would lose more than 10 bits to cancellation is redone
+  around its refined mean. Chunks and accumulators are combined with the pairwise update of Chan, Golub &
+  LeVeque, with means kept as a per-entry reference value plus a small deviation, so data far from 0
+  (``1e13 + N(0, 1)``) keeps full relative precision (std relative error about 1e-14 at means up to
+  ``2**53``). Any split, and either engine, agrees to about 1e-15 relative (a given split and engine
+  gives bit-identical results with any number of threads). Extra memory is O(block), never O(data).
 * **Quantiles** (``quantiles=True``): 8-bit integer data keeps a 256-bin histogram per entry, 16-bit integer
   data a 65536-bin one (each while ``k * bins <= 2**22``); quantiles from histograms are exact and equal
   ``np.quantile(..., method="linear")``. Other data keeps its values exactly while at most ``2**22`` values
@@ -34,9 +37,8 @@ How each statistic is computed
   silently subsampled.
 
 Engines. With the optional numba package, compiled kernels (:mod:`normlab.core._numba`) do the passes;
-otherwise NumPy does, spreading big integer updates over worker threads (NumPy releases the GIL). Float
-chunks stay on one thread: their per-chunk Python work makes threads queue for the GIL, which measured
-slower than one thread. Results are identical either way. ``NORMLAB_ENGINE=numpy`` forces NumPy;
+otherwise NumPy does, spreading big updates over worker threads (NumPy releases the GIL). Integer
+results are identical either way, float results equal to rounding. ``NORMLAB_ENGINE=numpy`` forces NumPy;
 ``NORMLAB_THREADS=n`` sets the worker count.
 
 Memory is O(k) for the moments, O(k * bins) for histograms, bounded (about 32 MB) for exact quantile
@@ -122,16 +124,23 @@ class _Moments:
 
     def add_int(self, part: _scan.IntPart) -> None:
         """Add the exact sums, count and extremes of an integer chunk (int mode)."""
-        if self.r_n + part.n > _FLUSH_VALUES:
-            self.flush()
+        if part.sq1 is None:  # a wide part: exact Python-int totals
+            self.t_s1 = self.t_s1 + part.s1
+            self.t_s2 = self.t_s2 + part.sq0
+        else:
+            if self.r_n + part.n > _FLUSH_VALUES:
+                self.flush()
+            self._add_running(part)
+        self.count += part.n
+        if part.mn is not None:
+            self._add_extremes(part.mn, part.mx)
+
+    def _add_running(self, part: _scan.IntPart) -> None:
         self.r_s1 += part.s1
         self.r_sq0 += part.sq0
         self.r_sq1 += part.sq1
         self.r_sq2 += part.sq2
         self.r_n += part.n
-        self.count += part.n
-        if part.mn is not None:
-            self._add_extremes(part.mn, part.mx)
 
     def add_float_part(self, part: _scan.FloatPart) -> None:
         """Add the moments, count, NaN count and extremes of a float chunk (float mode)."""
@@ -479,14 +488,21 @@ class StatsAccumulator:
         if kind == "b":
             x3 = x3.view(np.uint8)
         engine = resolve_engine(self.engine, x3.nbytes)
-        exact_int = kind in "biu" and x3.dtype.itemsize <= 4
+        wide = False
         if kind in "iu" and x3.dtype.itemsize == 8:
-            exact_int = bool(x3.min() >= -(1 << 31)) and bool(x3.max() < (1 << 31))
-            if exact_int:  # values fit in 32 bits: the exact path, on an int64 view
+            wide = not (bool(x3.min() >= -(1 << 31)) and bool(x3.max() < (1 << 31)))
+            if not wide:  # values fit in 32 bits: the fast exact path, on an int64 view
                 x3 = x3.astype(np.int64, copy=False)
         self._kind = kind
         mom, store = self._moments, self._store
-        if exact_int:
+        if wide:
+            mom.mode = "int"
+            store.start(None, self.quantiles)
+            for part in _scan.wide_int_parts(x3, self.k):
+                mom.add_int(part)
+                if store.keeps_values:
+                    store.add_values(part.X, part.m, part.b)
+        elif kind in "biu":
             mom.mode = "int"
             want_hist = self._histogram is True or (self._histogram == "auto" and self.quantiles)
             spec = hist_spec(x3.dtype, self.k, want_hist)

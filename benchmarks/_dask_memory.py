@@ -1,0 +1,129 @@
+"""``bench_dask.py --in-memory``: statistics of an array held in the workers' memory, and where the time goes.
+
+A uint8 stack ``(n, 64, 64, 3)`` is generated on a fresh ``LocalCluster`` (W worker processes × 1 thread)
+and persisted there in ``--chunk-mib`` chunks. Timed, each best and median of ``repeat`` calls on a fresh
+collection (a new graph over the persisted chunks; nothing is reused between calls):
+
+* ``normlab.stats(x, per="channel", quantiles=())``, and its first call on the new cluster;
+* Dask's own per-chunk sum, ``x.sum(axis=(0, 1, 2), dtype=np.uint64)``;
+* one process: ``normlab.stats`` of the same array gathered into the client as one NumPy array.
+
+Then the task stream of one normlab call: the time the workers spent in normlab's chunk tasks and merge
+tasks, against the wall time (what is left is scheduling, transfer and idle time), and the kernel's
+speed on one 32 MiB chunk inside a worker.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+SAMPLE = (64, 64, 3)
+HEADING = "## Statistics of an array in the workers' memory (`bench_dask.py --in-memory`)"
+#: What the task stream showed when this was first measured (2026-12-07), before the fixes.
+FINDINGS = (
+    "Where the time went, first measured with the task stream: (1) where `import normlab` does not import `normlab.adapters` (the hook that routes Dask "
+    "collections is registered there; main now imports it in `normlab/__init__.py`), `normlab.stats(dask_array)` "
+    "converted the array with `np.asarray`: Dask ran that as one task pulling every chunk to one worker "
+    "and on to the client (0.57–0.85 GB/s here, against 5–7 GB/s for one process); the script imports "
+    "`normlab.adapters` itself. (2) Each 1-thread worker's numba kernels started a "
+    "thread per core (4 threads on 2 cores); chunk tasks now run them on the worker's own thread count. (3) "
+    "With both, the tasks return small accumulators merged in a tree (8 per merge task), the merge tasks "
+    "are negligible, and what is left is per-task overhead: a chunk task takes several times its kernel's "
+    "time (line below), and the first call on a new cluster pays each worker's numba import and the load of "
+    "its cached kernels (no compilation per task)."
+)
+
+
+def _chunk(rows: int, total: int, block_id=None):
+    a = block_id[0] * rows
+    n = min(rows, total - a)
+    return np.random.default_rng(block_id[0]).integers(0, 256, (n, *SAMPLE), dtype=np.uint8)
+
+
+def _timed(fn, repeat: int):
+    walls = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - t)
+    return min(walls), statistics.median(walls)
+
+
+def _kernel_in_worker(rows: int) -> float:
+    """Seconds for one chunk's statistics on a worker's thread (the kernel alone, data in memory)."""
+    from normlab.core.stats import StatsAccumulator
+
+    x = np.random.default_rng(0).integers(0, 256, (rows, *SAMPLE), dtype=np.uint8).reshape(-1, 3, 1)
+    StatsAccumulator(3).update(x)
+    t = time.perf_counter()
+    StatsAccumulator(3).update(x)
+    return time.perf_counter() - t
+
+
+def run(gib: float, workers: int, chunk_mib: float, repeat: int = 3) -> list[str]:
+    import dask.array as da
+    from distributed import Client, LocalCluster, get_task_stream, wait
+
+    import normlab
+    import normlab.adapters  # registers the Dask hook: without it the array is gathered first
+
+    n = int(gib * 2**30) // int(np.prod(SAMPLE))
+    rows = max(1, int(chunk_mib * 2**20) // int(np.prod(SAMPLE)))
+    nbytes = n * int(np.prod(SAMPLE))
+    out = []
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            Client(cl) as client:  # fmt: skip
+        chunks = ((rows,) * (n // rows) + ((n % rows,) if n % rows else ()), *((s,) for s in SAMPLE))
+        x = da.map_blocks(_chunk, rows, n, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0, 0, 0), np.uint8)).persist()
+        wait(x)
+
+        def nl():
+            return normlab.stats(x, per="channel", quantiles=())
+
+        t = time.perf_counter()
+        nl()
+        first = time.perf_counter() - t
+        best, med = _timed(nl, repeat)
+        dbest, dmed = _timed(lambda: x.sum(axis=(0, 1, 2), dtype=np.uint64).compute(), repeat)
+        with get_task_stream(client) as ts:
+            t = time.perf_counter()
+            nl()
+            wall = time.perf_counter() - t
+        busy: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for task in ts.data:
+            key = str(task["key"])
+            kind = "merge" if "normlab-merge" in key else "chunk" if "normlab-chunk" in key else "other"
+            for s in task["startstops"]:
+                if s["action"] == "compute":
+                    busy[kind] = busy.get(kind, 0.0) + s["stop"] - s["start"]
+            count[kind] = count.get(kind, 0) + 1
+        kernel = min(client.run(_kernel_in_worker, rows).values())
+        local = x.compute()
+    normlab.stats(local[:100], per="channel", quantiles=())
+    pbest, pmed = _timed(lambda: normlab.stats(local, per="channel", quantiles=()), repeat)
+    gb = nbytes / 1e9
+    out.append(f"| `normlab.stats(x, per='channel', quantiles=())`, first call on a new cluster | {gb / first:.2f} | – |")
+    out.append(f"| `normlab.stats(x, per='channel', quantiles=())`, fresh collection | {gb / best:.2f} | {gb / med:.2f} |")
+    out.append(f"| Dask's own per-chunk sum `x.sum(axis=(0, 1, 2), dtype=np.uint64)` | {gb / dbest:.2f} | {gb / dmed:.2f} |")
+    out.append(f"| one process, `normlab.stats` of the same array in NumPy | {gb / pbest:.2f} | {gb / pmed:.2f} |")
+    work = sum(busy.values())
+    breakdown = (
+        f"One traced normlab call: {wall:.2f} s wall, {count.get('chunk', 0)} chunk tasks busy "
+        f"{busy.get('chunk', 0):.2f} s and {count.get('merge', 0)} merge tasks busy {busy.get('merge', 0):.3f} s "
+        f"in total over {workers} workers, so {work / (workers * wall):.0%} of the workers' time went into "
+        f"normlab's tasks and the rest into scheduling, transfers and waiting. The kernel alone on one "
+        f"{chunk_mib:g} MiB chunk in a worker: {rows * np.prod(SAMPLE) / kernel / 1e9:.2f} GB/s "
+        f"({kernel * 1e3:.1f} ms per chunk against {busy.get('chunk', 0) / max(1, count.get('chunk', 1)) * 1e3:.1f} "
+        "ms per chunk task)."
+    )  # fmt: skip
+    ratio = (
+        f"normlab on the cluster: {pbest / best:.0%} of one process's throughput (best against best), "
+        f"{dbest / best:.2f}× Dask's own per-chunk sum."
+    )
+    return [f"{n} × {SAMPLE} uint8, {gb:.2f} GB persisted in {workers} workers × 1 thread, {chunk_mib:g} MiB chunks",
+            "", "| what | best GB/s | median GB/s |", "|---|---:|---:|", *out, "", FINDINGS, "", breakdown, "",
+            ratio]  # fmt: skip
