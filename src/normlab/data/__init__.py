@@ -85,7 +85,7 @@ def from_arrays(
     """
     import numpy as np
 
-    from normlab.data._base import ArraySource
+    from normlab.data._base import ArraySource, class_count
     from normlab.data._spec import _check_common
     from normlab.errors import DatasetError
 
@@ -103,9 +103,12 @@ def from_arrays(
                 f"{name}: y has shape {labels.shape}; expected ({len(x)},), one label per sample."
             )
         if labels.dtype.kind in "biu":
+            if labels.dtype == np.uint64 and len(labels) and int(labels.max()) > 2**63 - 1:
+                raise DatasetError(
+                    f"{name}: y holds {int(labels.max()):,}, above int64's range; expected labels that fit int64."
+                )
             labels = labels.astype(np.int64)
-            if len(labels) and labels.min() >= 0:
-                n_classes = int(labels.max()) + 1
+            n_classes = class_count(labels, len(labels))
     options = {
         "validation_split": validation_split,
         "shuffle_split": shuffle_split,
