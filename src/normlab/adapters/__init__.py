@@ -52,3 +52,12 @@ def _to_keras(normalizer: Any) -> Any:
 register_collection("dask", is_dask_collection, _feed_dask)
 register_exporter("torch", _to_torch)
 register_exporter("keras", _to_keras)
+
+
+def _to_torch_dataset(request: Any) -> Any:
+    from normlab.adapters.torch_data import to_torch_dataset
+
+    return to_torch_dataset(request)
+
+
+register_exporter("torch-dataset", _to_torch_dataset)

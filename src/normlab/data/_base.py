@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from normlab.core._hooks import export
+from normlab.data._indexed import IndexedSplit
 from normlab.data._readers import check_fits
 from normlab.data._select import Batch, Selection, as_index, as_key, count, rebatch, select_rows
 from normlab.data._shards import SHARD_BYTES, Shard, check_n_shards, row_shards
@@ -122,6 +124,10 @@ class Source:
     def labels(self) -> np.ndarray | None:
         """The labels of all ``n`` samples (``int64``, or ``float64`` targets), or ``None`` if unlabeled."""
         return self.y
+
+    def item(self, i: int) -> Batch | None:
+        """Sample ``i`` alone, ``(x, y)``, where the source can read one cheaply; ``None`` otherwise."""
+        return None
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         """Yield ``(x, y)`` pieces of the selected samples in order, each of about ``rows`` samples.
@@ -483,6 +489,24 @@ class LoadedDataset:
         check_fits(rows * sample_bytes, f"{self.name}: a batch of {rows:,} samples of shape {self.sample_shape}",
                    "Pass a smaller batch_size (CLI: --batch-size), or a smaller resize=.")  # fmt: skip
         return rows
+
+    def indexed(self, split: str | None = None) -> IndexedSplit:
+        """Random access to the samples of ``split``: ``len()`` and ``[i] -> (x, y)`` (see ``_indexed``)."""
+        name, source, sel = self._plan(split)
+        return IndexedSplit(self, name, source, as_index(sel, source.n))
+
+    def torch(self, split: str | None = None, *, transform: Any = None, target_transform: Any = None) -> Any:
+        """``split`` as a ``torch.utils.data.Dataset``: channels-first tensors in the stored dtype, and labels.
+
+        ``ds.torch("train")[i]`` is ``(x, y)``: ``x`` a tensor ``(c, h, w)`` (``uint8`` images stay ``uint8``,
+        as torchvision's ``PILToTensor`` gives them), ``y`` an ``int`` (a ``float`` regression target); an
+        unlabeled dataset yields ``x`` alone. ``transform``/``target_transform`` are applied to each, as in
+        torchvision. Needs PyTorch; built by :mod:`normlab.adapters.torch_data` through the exporter hook
+        ``"torch-dataset"``, so this package never imports torch.
+
+        >>> loader = torch.utils.data.DataLoader(ds.torch("train"), batch_size=64)  # doctest: +SKIP
+        """
+        return export("torch-dataset", (self.indexed(split), transform, target_transform))
 
     def __repr__(self) -> str:
         parts = [
