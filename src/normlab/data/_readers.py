@@ -259,9 +259,9 @@ class StreamArray:
                     while stream.read(_SKIP_BYTES):
                         pass
                 yield out if out.dtype.isnative else out.astype(out.dtype.newbyteorder("="))
-        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile) as exc:
+        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, OSError) as exc:
             raise self._error(exc) from None
-        except OSError as exc:
+        except (NotImplementedError, RuntimeError, ValueError, struct.error) as exc:  # zipfile on odd headers
             raise self._error(exc) from None
         finally:
             if stream is not None:

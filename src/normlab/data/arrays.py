@@ -18,7 +18,6 @@ import functools
 import math
 import struct
 import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +27,7 @@ import numpy as np
 from normlab.data._base import LoadedDataset, Source, class_count
 from normlab.data._readers import MAX_DEFLATE_RATIO, RawArray, StreamArray, check_fits, nice_bytes
 from normlab.data._select import Batch, Selection, as_key, windows
+from normlab.data._text import brief
 from normlab.errors import DatasetError
 
 __all__ = ["load_npy", "load_npz"]
@@ -46,9 +46,10 @@ def _read_npy_header(f: IO[bytes], label: str) -> tuple[tuple[int, ...], bool, n
             shape, fortran, dtype = fmt.read_array_header_2_0(f)
         else:
             raise ValueError(f"unknown .npy format version {major}")
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+    except Exception as exc:  # NumPy parses the header text with tokenize/ast: many error types
         raise DatasetError(
-            f"{label}: not a readable .npy array ({exc}); expected a file written by np.save. {_FIX}"
+            f"{label}: not a readable .npy array ({type(exc).__name__}: {brief(str(exc), 120, quotes=False)}); "
+            f"expected a file written by np.save. {_FIX}"
         ) from None
     dtype = np.dtype(dtype)
     if dtype.hasobject:
@@ -135,9 +136,14 @@ def _npz_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Memb
     try:
         with zf.open(info) as f:
             shape, fortran, dtype, header = _read_npy_header(f, label)  # type: ignore[arg-type]
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+    except DatasetError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # BadZipFile, zlib.error, NotImplementedError, RuntimeError, ...
         raise DatasetError(
-            f"{label}: cannot decompress the zip entry ({exc}); expected a valid .npz file. {_FIX}"
+            f"{label}: cannot decompress the zip entry ({type(exc).__name__}: {brief(str(exc), 120, quotes=False)}); "
+            f"expected a valid .npz file. {_FIX}"
         ) from None
     _check_claim(label, shape, dtype, header, info.file_size, "the zip entry")
     if info.file_size > max(min(info.compress_size, path.stat().st_size), 1) * MAX_DEFLATE_RATIO + 1024:
@@ -293,9 +299,12 @@ def load_npz(
         )
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # zipfile parses untrusted bytes: BadZipFile, NotImplementedError, ValueError, ...
         raise DatasetError(
-            f"{path}: not a readable .npz archive ({exc}); expected a file written by np.savez. {_FIX}"
+            f"{path}: not a readable .npz archive ({type(exc).__name__}: {brief(str(exc), 120, quotes=False)}); "
+            f"expected a file written by np.savez. {_FIX}"
         ) from None
     with zf:
         infos = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}

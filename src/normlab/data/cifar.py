@@ -235,8 +235,11 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: b'data' is {data.dtype.name} of shape {data.shape}; expected uint8 of shape (n, 3072) "
             f"(3 x 32 x 32 pixels per row, channels first). {_FIX}"
         )
+    flat = isinstance(labels, np.ndarray) or (
+        isinstance(labels, list) and all(type(v) is int for v in labels)
+    )  # np.asarray of nested lists would expand every shared reference: refuse those first
     try:
-        y = np.asarray(labels)
+        y = np.asarray(labels) if flat else np.asarray([], dtype=object)
     except (ValueError, TypeError, OverflowError):
         y = np.asarray([], dtype=object)
     if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(data):

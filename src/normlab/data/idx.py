@@ -14,6 +14,7 @@ import functools
 import math
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from normlab.data._readers import (
     read_exact,
 )
 from normlab.data._select import Batch, Selection, as_key, windows
+from normlab.data._text import brief
 from normlab.errors import DatasetError
 
 __all__ = ["IdxHeader", "IdxSource", "load_idx_dataset", "read_idx_header"]
@@ -103,9 +105,9 @@ def read_idx_header(path: Path, *, ndim: int | None = None, what: str = "IDX fil
         with open_stream(path) as f:
             head = read_exact(f, 4)
             dims_raw = read_exact(f, 4 * head[3]) if len(head) == 4 else b""
-    except (EOFError, OSError) as exc:
+    except (EOFError, OSError, zlib.error) as exc:
         raise DatasetError(
-            f"{path}: cannot read the IDX header ({exc}); expected an {what}. {_FIX}"
+            f"{path}: cannot read the IDX header ({brief(str(exc), 120, quotes=False)}); expected an {what}. {_FIX}"
         ) from None
     if len(head) < 4:
         raise DatasetError(

@@ -366,7 +366,7 @@ def _scan_column(pd: Any, info: _Column, col: Any, offset: int, where: tuple[str
             info.kind = "float"
         v = col.to_numpy()
         finite = v[np.isfinite(v)]
-        if non_null < len(v) and len(finite) and np.abs(finite).max() > FLOAT_EXACT and np.all(finite == np.round(finite)):
+        if non_null < len(v) and len(finite) and np.abs(finite).max() >= FLOAT_EXACT and np.all(finite == np.round(finite)):
             info.rounded = True
         return
     huge = out_of_range_integer(col.dropna().to_numpy())
