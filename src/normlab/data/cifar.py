@@ -238,8 +238,13 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     flat = isinstance(labels, np.ndarray) or (
         isinstance(labels, list) and all(type(v) is int for v in labels)
     )  # np.asarray of nested lists would expand every shared reference: refuse those first
+    if not flat:
+        raise DatasetError(
+            f"{path}: b'labels' holds a {type(labels).__name__} that is not a flat list of integers; expected "
+            f"one integer label per image. {_FIX}"
+        )
     try:
-        y = np.asarray(labels) if flat else np.asarray([], dtype=object)
+        y = np.asarray(labels)
     except (ValueError, TypeError, OverflowError):
         y = np.asarray([], dtype=object)
     if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(data):

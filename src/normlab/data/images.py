@@ -9,10 +9,15 @@ Layouts understood::
 Classes are the subfolder names in sorted order (class ``i`` is ``class_names[i]``). Files are picked by
 extension (PNG, JPEG, BMP, GIF, TIFF, WebP, PPM/PGM); hidden files and folders are ignored. Samples are
 ``uint8`` channels-last ``(n, h, w, c)``: ``c = 1`` for grayscale folders, 3 for colour (4 with alpha),
-following the first image unless ``color=`` says otherwise; 16-bit grayscale PNGs stay ``uint16``.
+following the first image unless ``color=`` says otherwise; 16-bit grayscale files (PNG, TIFF, PGM) stay
+``uint16``, also with ``color="gray"``. One bit depth per folder: an 8-bit file among 16-bit ones (or the
+reverse) is an error naming both files, never clipped or mixed in unscaled; 16-bit colour (which Pillow
+cuts to 8 bits) is refused.
 
-All images must share one size unless ``resize=(h, w)`` is given; a differing image stops the read with
-an error naming both files. Unreadable files (empty, truncated, corrupt, or over Pillow's decompression
+Images may differ in size: ``iter_batches`` (and so statistics, ``fit(dataset)``) yields batches of one
+size each, a batch ending where the size changes, for pooled per-channel statistics; ``sample_shape`` is the
+first image's. ``arrays()`` needs one size unless ``resize=(h, w)`` is given (at most Pillow's pixel limit);
+a differing image stops it with an error naming both files. Unreadable files (empty, truncated, corrupt, or over Pillow's decompression
 bomb limit, which stays on) raise :class:`DatasetError`, or with ``on_error="skip"`` are left out, listed
 in ``dataset.skipped`` and reported by one :class:`~normlab.errors.NormlabWarning` (at the end of
 the first pass that meets them; later passes warn again only about files not reported yet).

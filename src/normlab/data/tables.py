@@ -2,7 +2,11 @@
 
 Every column except ``target`` and those in ``drop`` is a feature and must be numeric (ints, floats or
 booleans); other columns are refused with a message listing them, so nothing is silently left out.
-Features are ``float64`` ``(n, f)``, or ``int64`` when every feature column holds integers only.
+Features are one dtype that holds every column exactly (``_columns.feature_dtype``): ``int64`` when every
+feature column holds integers only, ``uint64`` when some hold values above ``2**63 - 1`` and none is
+negative, else ``float64``, provided no integer column then holds a magnitude above ``2**53``; anything
+else (and any integer beyond 64 bits) is an error. Every CSV line must have as many fields as the header;
+the separator is one character; the file is UTF-8.
 The ``target`` column becomes ``int64`` class indices ``0..k-1`` into ``class_names`` (its distinct
 values, sorted); a target of non-integer numbers stays a ``float64`` regression target
 (``n_classes`` is then ``None``).
@@ -150,8 +154,8 @@ def _classes(name: str, path: Path, target: str, values: np.ndarray) -> tuple[np
             raise DatasetError(
                 f"{name}: the target column {target!r} of {path.name} has empty values; expected a label in every row. Fill or drop those rows."
             )
-        if not np.all(values == np.round(values)):
-            return np.unique(values), False
+        if not np.all(values == np.round(values)) or (len(values) and np.abs(values).max() > FLOAT_EXACT):
+            return np.unique(values), False  # fractions, or integers float64 may have rounded: a target
         values = values.astype(np.int64)
     return np.unique(values), True
 
@@ -327,21 +331,25 @@ def _scan_csv(
         [c for c, col in info.items() if col.kind != "int"],
         [c for c, col in info.items() if col.rounded],
     )
-    y, classes = None, None
-    if target is not None:
-        if tgt.missing_row is not None:
-            raise DatasetError(
-                f"{name}: the target column {target!r} is empty on data row {tgt.missing_row}; expected a label "
-                "in every row. Fill or drop those rows."
-            )
-        if any(v.dtype.kind == "U" for v in tgt.values):
-            tgt.values = [v.astype(str) for v in tgt.values]
-        merged = np.unique(np.concatenate(tgt.values)) if tgt.values else np.empty(0)
-        classes, is_class = _classes(name, path, target, merged)
-        y = _read_target(pd, path, sep, target, n, classes if is_class else None)
-        if not is_class:
-            classes = None
+    y, classes = (None, None) if target is None else _csv_labels(pd, name, path, sep, target, tgt, n)
     return CsvSource(path, sep, features, target, dtype, y, n, classes)
+
+
+def _csv_labels(
+    pd: Any, name: str, path: Path, sep: str, target: str, tgt: _Target, n: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The target column as class indices (and the classes), or as a float64 target (classes ``None``)."""
+    if tgt.missing_row is not None:
+        raise DatasetError(
+            f"{name}: the target column {target!r} is empty on data row {tgt.missing_row}; expected a label "
+            "in every row. Fill or drop those rows."
+        )
+    if any(v.dtype.kind == "U" for v in tgt.values):
+        tgt.values = [v.astype(str) for v in tgt.values]
+    merged = np.unique(np.concatenate(tgt.values)) if tgt.values else np.empty(0)
+    classes, is_class = _classes(name, path, target, merged)
+    y = _read_target(pd, path, sep, target, n, classes if is_class else None)
+    return y, classes if is_class else None
 
 
 def _not_utf8(name: str, path: Path, exc: UnicodeDecodeError) -> DatasetError:
