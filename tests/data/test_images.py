@@ -7,6 +7,7 @@ import struct
 import sys
 import warnings
 import zlib
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,35 @@ def test_missing_pillow_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(DatasetError, match=r"Install it with: pip install 'normlab\[images\]'"):
         normlab.data.open(f"images:{tmp_path}")
+
+
+def test_images_of_any_size_give_pooled_channel_statistics_but_arrays_needs_one_size(tmp_path):
+    import normlab
+
+    save(tmp_path / "a" / "0.png", np.full((4, 6, 3), 10, np.uint8))
+    save(tmp_path / "a" / "1.png", np.full((8, 3, 3), 250, np.uint8))
+    save(tmp_path / "b" / "0.png", np.dstack([np.full((2, 5), v, np.uint8) for v in (1, 2, 3)]))
+    ds = normlab.data.open(f"images:{tmp_path}")
+    shapes = [x.shape for x, _ in ds.iter_batches(8)]
+    assert shapes == [(1, 4, 6, 3), (1, 8, 3, 3), (1, 2, 5, 3)]  # a batch ends where the size changes
+    s = normlab.stats(ds, per="channel")
+    pixels = 24 + 24 + 10
+    exact = [Fraction(24 * 10 + 24 * 250 + 10 * v, pixels) for v in (1, 2, 3)]
+    assert s.count.tolist() == [pixels] * 3 and s.n_samples == 3
+    assert [Fraction(float(m)) for m in s.mean] == [Fraction(float(e)) for e in exact]
+    assert s.max.tolist() == [250] * 3 and s.min.tolist() == [1, 2, 3]
+    fitted = normlab.Standardize(per="channel").fit(ds)
+    assert np.allclose(fitted.mean_, [float(e) for e in exact])
+    with pytest.raises(normlab.LayoutError, match=r"expected the same shape per sample"):
+        normlab.stats(ds, per="feature")  # one statistic per pixel position needs one size
+    with pytest.raises(DatasetError, match=r"images have different sizes.*Pass resize="):
+        ds.arrays()
+
+
+def test_16_bit_pgm_is_read_as_uint16_and_rgb_of_it_is_refused(tmp_path):
+    deep = np.array([[0, 1000, 65535]], np.uint16)
+    save(tmp_path / "a" / "0.pgm", deep, "PPM")
+    x, _ = normlab.data.open(f"images:{tmp_path}").arrays()
+    assert x.dtype == np.uint16 and x[0, :, :, 0].tolist() == deep.tolist()
+    with pytest.raises(DatasetError, match=r"16-bit grayscale image but color='rgb'"):
+        normlab.data.open(f"images:{tmp_path}", color="rgb")

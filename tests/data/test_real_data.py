@@ -172,8 +172,11 @@ def test_image_folder_has_ten_classes_of_100_images():
     finally:
         tracemalloc.stop()
     assert n == 1000 and counts.tolist() == [100] * 10
-    # decoded a batch at a time: peak well below the 3 MB the folder decodes to
-    assert peak < ds.nbytes() / 4
+    # Decoded a batch at a time: the reader fills one batch while the loop holds the previous one, so the
+    # bar is three batches plus a fixed 512 KiB for bookkeeping (measured: ~2.6 batches in all, 397 KB), with
+    # margin for a loaded machine, and still far below the 3 MB the whole folder decodes to.
+    batch_bytes = 50 * 32 * 32 * 3
+    assert peak < 3 * batch_bytes + 512 * 1024 < ds.nbytes() / 3
     mean = total / (n * 32 * 32) / 255
     # JPEG re-encodings of CIFAR-10 test images: close to the usual constants (0.49, 0.48, 0.45)
     assert np.allclose(mean, [0.4966, 0.4872, 0.4506], atol=0.003)

@@ -60,3 +60,12 @@ register_collection("dask", is_dask_collection, _feed_dask)
 register_exporter("torch", _to_torch)
 register_exporter("keras", _to_keras)
 register_model_reader("models", _read_model)
+
+
+def _to_torch_dataset(request: Any) -> Any:
+    from normlab.adapters.torch_data import to_torch_dataset
+
+    return to_torch_dataset(request)
+
+
+register_exporter("torch-dataset", _to_torch_dataset)

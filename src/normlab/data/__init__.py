@@ -27,6 +27,31 @@ groups, CSV byte ranges). ``_base`` turns sources into a :class:`Dataset` (split
 ``validation_split=``, batches, :meth:`LoadedDataset.shards`); ``_shards`` holds :class:`Shard` and the
 default row cut; ``_readers`` reads fixed-size records from plain or compressed files.
 
+Guarantees (held by ``tests/data/test_guarantees.py`` and the fuzzer ``tests/data/test_fuzz.py``):
+
+- **Values as stored.** No reader narrows, wraps or rounds a value silently: integers stay exact at every
+  magnitude (``uint64`` features above ``2**63``; an integer column that float64 would round is an error),
+  a CSV line with more or fewer fields than the header is an error, an image folder has one bit depth
+  (16-bit data stays ``uint16``), and labels become class indices only where that is exact (integers
+  ``0..k-1`` with ``k`` at most ``max(4096, n)``; others stay targets with ``n_classes = None``).
+- **Memory and work bounded by the real data.** Memory is one batch plus the statistics; labels of IDX
+  files are streamed, never held whole. Every header is checked against the bytes the file has (a gzip
+  or zip member against deflate's 1032:1 limit) before anything is allocated, and ``arrays()``, a batch,
+  ``labels()`` or a ``resize=`` larger than the machine (or ``RLIMIT_AS``) is refused before allocation.
+  Work is linear in the bytes read (a CIFAR pickle's structure is walked once per distinct object).
+- **No code from data files.** Nothing is unpickled except through CIFAR's restricted unpickler, which
+  builds only numeric arrays; ``.npy``/``.npz`` object arrays are refused.
+- **One error.** Every bad file or option is a :class:`~normlab.errors.DatasetError` (a
+  :class:`~normlab.errors.NormlabError`), one line, quoting file content briefly with control characters
+  escaped (``_text``).
+
+Per reader: ``idx`` streams images and labels a window at a time (gzip or raw, memory-mapped when raw);
+``cifar`` reads one batch file at a time through the restricted unpickler; ``arrays`` memory-maps stored
+arrays and streams compressed members; ``tables`` checks every line's field count and picks the one exact
+dtype (``int64``, ``uint64`` or ``float64``) in a first pass, then streams chunks; ``images`` decodes a batch
+at a time, one bit depth per folder, any image sizes for statistics (one size, or ``resize=``, for
+``arrays()``). :meth:`LoadedDataset.torch` serves any split to PyTorch (``normlab.adapters.torch_data``).
+
 To add a dataset format, write one reader module (a ``Source`` subclass and a loader
 ``load(kind, path, name, **options)``) and add one ``Kind`` entry to :data:`KINDS`.
 
@@ -85,7 +110,7 @@ def from_arrays(
     """
     import numpy as np
 
-    from normlab.data._base import ArraySource
+    from normlab.data._base import ArraySource, class_count
     from normlab.data._spec import _check_common
     from normlab.errors import DatasetError
 
@@ -103,9 +128,12 @@ def from_arrays(
                 f"{name}: y has shape {labels.shape}; expected ({len(x)},), one label per sample."
             )
         if labels.dtype.kind in "biu":
+            if labels.dtype == np.uint64 and len(labels) and int(labels.max()) > 2**63 - 1:
+                raise DatasetError(
+                    f"{name}: y holds {int(labels.max()):,}, above int64's range; expected labels that fit int64."
+                )
             labels = labels.astype(np.int64)
-            if len(labels) and labels.min() >= 0:
-                n_classes = int(labels.max()) + 1
+            n_classes = class_count(labels, len(labels))
     options = {
         "validation_split": validation_split,
         "shuffle_split": shuffle_split,

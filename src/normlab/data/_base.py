@@ -15,12 +15,16 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from normlab.core._hooks import export
+from normlab.data._indexed import IndexedSplit
+from normlab.data._readers import check_fits
 from normlab.data._select import Batch, Selection, as_index, as_key, count, rebatch, select_rows
 from normlab.data._shards import SHARD_BYTES, Shard, check_n_shards, row_shards
+from normlab.data._text import one_line
 from normlab.errors import DatasetError
 
 __all__ = [
@@ -120,6 +124,10 @@ class Source:
     def labels(self) -> np.ndarray | None:
         """The labels of all ``n`` samples (``int64``, or ``float64`` targets), or ``None`` if unlabeled."""
         return self.y
+
+    def item(self, i: int) -> Batch | None:
+        """Sample ``i`` alone, ``(x, y)``, where the source can read one cheaply; ``None`` otherwise."""
+        return None
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         """Yield ``(x, y)`` pieces of the selected samples in order, each of about ``rows`` samples.
@@ -376,7 +384,7 @@ class LoadedDataset:
         """
         rows = self._batch_rows(batch_size)
         _, source, sel = self._plan(split)
-        return rebatch(source.pieces(sel, rows), rows)
+        return guarded(rebatch(source.pieces(sel, rows), rows))
 
     def arrays(self, split: str | None = None) -> Batch:
         """Materialize ``split`` as ``(x, y)``; memory-mapped (copy-on-write) where the file allows it."""
@@ -385,10 +393,15 @@ class LoadedDataset:
         if fast is not None:
             return fast
         n = count(sel, source.n)
+        check_fits(
+            n * math.prod(self.sample_shape) * self.dtype.itemsize,
+            f"{self.name}: arrays() of {n:,} samples of shape {self.sample_shape} {self.dtype.name}",
+            "Stream the data with iter_batches() instead, or pass limit= to read fewer samples.",
+        )
         x = np.empty((n, *self.sample_shape), dtype=self.dtype)
         y: np.ndarray | None = None
         filled = 0
-        for xb, yb in source.pieces(sel, self._batch_rows(None), materialize=True):
+        for xb, yb in guarded(source.pieces(sel, self._batch_rows(None), materialize=True)):
             k = len(xb)
             if filled + k > n:
                 raise DatasetError(
@@ -459,9 +472,10 @@ class LoadedDataset:
         return source.shards(sel, check_n_shards(n_shards, "shards"), rows=rows, label=label)
 
     def _batch_rows(self, batch_size: int | None) -> int:
+        sample_bytes = math.prod(self.sample_shape) * self.dtype.itemsize
         if batch_size is None:
-            return default_batch_size(math.prod(self.sample_shape) * self.dtype.itemsize)
-        if (
+            rows = default_batch_size(sample_bytes)
+        elif (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, (int, np.integer))
             or batch_size < 1
@@ -470,7 +484,29 @@ class LoadedDataset:
                 f"{self.name}: batch_size={batch_size!r} is not a positive integer; expected e.g. 256, or "
                 "None for about 8 MiB per batch."
             )
-        return int(batch_size)
+        else:
+            rows = int(batch_size)
+        check_fits(rows * sample_bytes, f"{self.name}: a batch of {rows:,} samples of shape {self.sample_shape}",
+                   "Pass a smaller batch_size (CLI: --batch-size), or a smaller resize=.")  # fmt: skip
+        return rows
+
+    def indexed(self, split: str | None = None) -> IndexedSplit:
+        """Random access to the samples of ``split``: ``len()`` and ``[i] -> (x, y)`` (see ``_indexed``)."""
+        name, source, sel = self._plan(split)
+        return IndexedSplit(self, name, source, as_index(sel, source.n))
+
+    def torch(self, split: str | None = None, *, transform: Any = None, target_transform: Any = None) -> Any:
+        """``split`` as a ``torch.utils.data.Dataset``: channels-first tensors in the stored dtype, and labels.
+
+        ``ds.torch("train")[i]`` is ``(x, y)``: ``x`` a tensor ``(c, h, w)`` (``uint8`` images stay ``uint8``,
+        as torchvision's ``PILToTensor`` gives them), ``y`` an ``int`` (a ``float`` regression target); an
+        unlabeled dataset yields ``x`` alone. ``transform``/``target_transform`` are applied to each, as in
+        torchvision. Needs PyTorch; built by :mod:`normlab.adapters.torch_data` through the exporter hook
+        ``"torch-dataset"``, so this package never imports torch.
+
+        >>> loader = torch.utils.data.DataLoader(ds.torch("train"), batch_size=64)  # doctest: +SKIP
+        """
+        return export("torch-dataset", (self.indexed(split), transform, target_transform))
 
     def __repr__(self) -> str:
         parts = [
@@ -487,6 +523,42 @@ class LoadedDataset:
         if self.validation_split is not None:
             parts.append(f"validation_split={self.validation_split}")
         return f"Dataset({', '.join(parts)})"
+
+
+def guarded(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """``batches``, with a reader's :class:`DatasetError` made one printable line (see ``_text``).
+
+    A file that vanishes or cannot be read while it is streamed (``OSError``) becomes a DatasetError too.
+    """
+    try:
+        yield from batches
+    except DatasetError as exc:
+        raise DatasetError(one_line(str(exc))) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise DatasetError(
+            one_line(f"a file of the dataset cannot be read{where}: {exc.strerror or exc}; expected it to stay "
+                     "readable while it is read. Check the file and its permissions.")
+        ) from None
+
+
+def class_count(labels: np.ndarray | None, n_samples: int) -> int | None:
+    """``max + 1`` of integer labels when they look like class indices ``0..k-1``; otherwise ``None``.
+
+    Labels imply ``max + 1`` classes; a label far above the number of samples (3e7 among 1,000 samples) is
+    an identifier or a regression target, not a class index, and would cost memory for classes that hold
+    nothing. So class indices are taken for true only up to ``max(MAX_SPARSE_CLASSES, n_samples)``.
+    """
+    if labels is None or labels.dtype.kind not in "biu" or not len(labels):
+        return None
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi + 1 > max(MAX_SPARSE_CLASSES, n_samples):
+        return None
+    return hi + 1
+
+
+#: Class indices up to this are taken as classes even for a handful of samples (ImageNet has 1,000).
+MAX_SPARSE_CLASSES = 4096
 
 
 def _layout_for(sample_shape: tuple[int, ...]) -> str:

@@ -24,8 +24,10 @@ __all__ = [
     "MAX_DEFLATE_RATIO",
     "RawArray",
     "StreamArray",
+    "check_fits",
     "check_gzip_length",
     "is_gzip",
+    "memory_limit",
     "nice_bytes",
     "open_stream",
 ]
@@ -38,6 +40,36 @@ _SKIP_BYTES = 1 << 20
 
 def nice_bytes(n: int) -> str:
     return f"{n:,} bytes"
+
+
+def memory_limit() -> int:
+    """Bytes one allocation may take: the machine's physical memory, or less under ``RLIMIT_AS``."""
+    import os
+
+    limit = 2**62
+    try:
+        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft)
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX
+        pass
+    return int(limit)
+
+
+def check_fits(nbytes: int, what: str, fix: str) -> None:
+    """Raise :class:`DatasetError` before allocating ``nbytes`` for ``what`` when the machine cannot hold them."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise DatasetError(
+            f"{what} would take {nice_bytes(nbytes)}, more than this machine's {nice_bytes(limit)} of memory; "
+            f"expected something that fits. {fix}"
+        )
 
 
 def is_gzip(path: Path) -> bool:
@@ -227,9 +259,9 @@ class StreamArray:
                     while stream.read(_SKIP_BYTES):
                         pass
                 yield out if out.dtype.isnative else out.astype(out.dtype.newbyteorder("="))
-        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile) as exc:
+        except (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile, OSError) as exc:
             raise self._error(exc) from None
-        except OSError as exc:
+        except (NotImplementedError, RuntimeError, ValueError, struct.error) as exc:  # zipfile on odd headers
             raise self._error(exc) from None
         finally:
             if stream is not None:

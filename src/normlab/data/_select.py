@@ -105,7 +105,11 @@ def select_rows(chunks: Iterable[Batch], sel: Selection) -> Iterator[Batch]:
 
 
 def rebatch(pieces: Iterable[Batch], batch_size: int) -> Iterator[Batch]:
-    """Re-cut pieces of any size into batches of exactly ``batch_size`` samples (the last may be short)."""
+    """Re-cut pieces of any size into batches of exactly ``batch_size`` samples (the last may be short).
+
+    Samples of different shapes (an image folder of mixed sizes) never share a batch: a batch ends early
+    where the sample shape changes.
+    """
     xs: list[np.ndarray] = []
     ys: list[np.ndarray | None] = []
     have = 0
@@ -113,6 +117,9 @@ def rebatch(pieces: Iterable[Batch], batch_size: int) -> Iterator[Batch]:
         k = len(x)
         if k == 0:
             continue
+        if have and x.shape[1:] != xs[0].shape[1:]:
+            yield _join(xs, ys)
+            xs, ys, have = [], [], 0
         if have == 0 and k == batch_size:
             yield x, y
             continue

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from normlab.data._base import LoadedDataset
+from normlab.data._text import one_line
 from normlab.data.arrays import load_npy, load_npz
 from normlab.data.builtin import load_builtin
 from normlab.data.cifar import load_cifar10
@@ -351,4 +352,13 @@ def open_dataset(
     own = {k: options[k] for k in kind.options}
     if path is not None:
         path = _check_path(kind, path, str(spec))
-    return kind.load(kind.name, path, name, **own, **common)
+    try:
+        return kind.load(kind.name, path, name, **own, **common)
+    except DatasetError as exc:  # one printable line, whatever a file name or a field holds
+        raise DatasetError(one_line(str(exc))) from None
+    except OSError as exc:  # a file that cannot be opened or read (permissions, a folder, I/O errors)
+        where = getattr(exc, "filename", None) or path
+        raise DatasetError(
+            one_line(f"{name}: cannot read {where}: {exc.strerror or exc}; expected a readable file. Check the "
+                     "path and its permissions.")
+        ) from None

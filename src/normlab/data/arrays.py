@@ -18,16 +18,16 @@ import functools
 import math
 import struct
 import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from normlab.data._base import LoadedDataset, Source
-from normlab.data._readers import MAX_DEFLATE_RATIO, RawArray, StreamArray, nice_bytes
+from normlab.data._base import LoadedDataset, Source, class_count
+from normlab.data._readers import MAX_DEFLATE_RATIO, RawArray, StreamArray, check_fits, nice_bytes
 from normlab.data._select import Batch, Selection, as_key, windows
+from normlab.data._text import brief
 from normlab.errors import DatasetError
 
 __all__ = ["load_npy", "load_npz"]
@@ -46,9 +46,10 @@ def _read_npy_header(f: IO[bytes], label: str) -> tuple[tuple[int, ...], bool, n
             shape, fortran, dtype = fmt.read_array_header_2_0(f)
         else:
             raise ValueError(f"unknown .npy format version {major}")
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+    except Exception as exc:  # NumPy parses the header text with tokenize/ast: many error types
         raise DatasetError(
-            f"{label}: not a readable .npy array ({exc}); expected a file written by np.save. {_FIX}"
+            f"{label}: not a readable .npy array ({type(exc).__name__}: {brief(str(exc), 120, quotes=False)}); "
+            f"expected a file written by np.save. {_FIX}"
         ) from None
     dtype = np.dtype(dtype)
     if dtype.hasobject:
@@ -104,6 +105,16 @@ def _npy_member(path: Path) -> _Member:
 
 def _npz_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
     label = f"{path}[{info.filename}]"
+    if info.flag_bits & 0x1:
+        raise DatasetError(
+            f"{label}: the zip entry is encrypted; expected a plain .npz (np.savez never encrypts). Decrypt the "
+            f"archive first. {_FIX}"
+        )
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise DatasetError(
+            f"{label}: the zip entry uses compression method {info.compress_type}; expected stored or deflated "
+            f"entries, as np.savez and np.savez_compressed write. {_FIX}"
+        )
     if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
         with open(path, "rb") as f:
             f.seek(info.header_offset)
@@ -125,12 +136,17 @@ def _npz_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Memb
     try:
         with zf.open(info) as f:
             shape, fortran, dtype, header = _read_npy_header(f, label)  # type: ignore[arg-type]
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+    except DatasetError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # BadZipFile, zlib.error, NotImplementedError, RuntimeError, ...
         raise DatasetError(
-            f"{label}: cannot decompress the zip entry ({exc}); expected a valid .npz file. {_FIX}"
+            f"{label}: cannot decompress the zip entry ({type(exc).__name__}: {brief(str(exc), 120, quotes=False)}); "
+            f"expected a valid .npz file. {_FIX}"
         ) from None
     _check_claim(label, shape, dtype, header, info.file_size, "the zip entry")
-    if info.file_size > max(info.compress_size, 1) * MAX_DEFLATE_RATIO + 1024:
+    if info.file_size > max(min(info.compress_size, path.stat().st_size), 1) * MAX_DEFLATE_RATIO + 1024:
         raise DatasetError(
             f"{label}: the zip entry claims {nice_bytes(info.file_size)} from {nice_bytes(info.compress_size)} "
             f"compressed, more than deflate can expand ({MAX_DEFLATE_RATIO}:1); expected consistent sizes. The file "
@@ -170,11 +186,18 @@ def _labels(member: _Member, n: int, name: str) -> tuple[np.ndarray, bool]:
             f"{member.label}: labels of shape {member.shape}; expected one integer per sample, shape (n,). For "
             "one-hot labels save y.argmax(axis=1) instead."
         )
+    check_fits(8 * member.n, f"{member.label}: {member.n:,} labels", _FIX)
     y = member.read_all()
     if y.dtype.kind == "f":
-        if np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        exact = np.all(np.isfinite(y)) and np.all(np.abs(y) <= 2**53) and np.all(y == np.round(y))
+        if exact:  # integer-valued floats within 2**53 become int64 exactly
             return y.astype(np.int64), True
         return y.astype(np.float64), False
+    if y.dtype == np.uint64 and len(y) and int(y.max()) > 2**63 - 1:
+        raise DatasetError(
+            f"{member.label}: label {int(y.max()):,} is above int64's range; expected labels that fit int64 "
+            "(class indices, or a regression target saved as float)."
+        )
     return y.astype(np.int64), True
 
 
@@ -215,6 +238,7 @@ def _make(
     dtype: np.dtype | None = None
     is_class = True
     top = -1
+    total = 0
     for split, (xm, ym) in splits.items():
         shape = xm.shape[1:]
         if sample_shape is not None and (
@@ -233,10 +257,12 @@ def _make(
                 if y.min() < 0:
                     is_class = False
                 top = max(top, int(y.max()))
+            total += len(y)
         sources[split] = NpSource(xm, y)
     assert sample_shape is not None and dtype is not None
     labelled = any(ym is not None for _, ym in splits.values())
-    n_classes = top + 1 if labelled and is_class and top >= 0 else None
+    # class indices 0..top, unless top is far above the number of samples (see class_count)
+    n_classes = class_count(np.array([0, top]), total) if labelled and is_class and top >= 0 else None
     return LoadedDataset(
         kind=kind,
         name=name,
@@ -273,9 +299,12 @@ def load_npz(
         )
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # zipfile parses untrusted bytes: BadZipFile, NotImplementedError, ValueError, ...
         raise DatasetError(
-            f"{path}: not a readable .npz archive ({exc}); expected a file written by np.savez. {_FIX}"
+            f"{path}: not a readable .npz archive ({type(exc).__name__}: {brief(str(exc), 120, quotes=False)}); "
+            f"expected a file written by np.savez. {_FIX}"
         ) from None
     with zf:
         infos = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}

@@ -22,6 +22,7 @@ import numpy as np
 from normlab.data._base import LoadedDataset, Source
 from normlab.data._select import Batch, Selection, windows
 from normlab.data._shards import Shard, row_shards
+from normlab.data._text import brief
 from normlab.errors import DatasetError
 
 __all__ = ["CIFAR10_CLASSES", "RestrictedUnpickler", "load_cifar10", "safe_unpickle"]
@@ -61,16 +62,16 @@ _NUMERIC_KINDS = "biuf"
 
 def _safe_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
     if not isinstance(spec, (str, bytes)):
-        raise _Refused(f"numpy.dtype({spec!r})")
+        raise _Refused(f"numpy.dtype({brief(repr(spec), 40)})")
     dt = np.dtype(spec.decode("latin1") if isinstance(spec, bytes) else spec)
     if dt.kind not in _NUMERIC_KINDS or dt.fields is not None or dt.subdtype is not None:
-        raise _Refused(f"numpy.dtype({spec!r}) (only numeric dtypes are allowed)")
+        raise _Refused(f"numpy.dtype({brief(repr(spec), 40)}) (only numeric dtypes are allowed)")
     return dt
 
 
 def _safe_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
     if cls is not _NDARRAY:
-        raise _Refused(f"numpy _reconstruct of {cls!r}")
+        raise _Refused(f"numpy _reconstruct of {brief(repr(cls), 40)}")
     # numpy pickles always rebuild from an empty array; __setstate__ then checks the data's length.
     return np.ndarray((0,), dtype=np.uint8)
 
@@ -118,33 +119,47 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise _Refused(f"{module}.{name}") from None
+            raise _Refused(brief(f"{module}.{name}", 80, quotes=False)) from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise _Refused(f"persistent id {pid!r}")
+        raise _Refused(f"persistent id {brief(repr(pid), 40)}")
 
 
-def _check_plain(obj: Any, depth: int = 0) -> str | None:
-    """Return what is not plain data in ``obj`` (dict, list, bytes, str, int, numeric ndarray), or None."""
-    if depth > 20:
-        return "a structure nested more than 20 levels deep"
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            bad = _check_plain(k, depth + 1) or _check_plain(v, depth + 1)
-            if bad:
-                return bad
-        return None
-    if isinstance(obj, list):
-        for v in obj:
-            bad = _check_plain(v, depth + 1)
-            if bad:
-                return bad
-        return None
-    if type(obj) in (bytes, str, int):
-        return None
-    if type(obj) is np.ndarray and obj.dtype.kind in _NUMERIC_KINDS:
-        return None
-    return f"a value of type {type(obj).__name__}"
+def _check_plain(obj: Any, max_depth: int = 20) -> str | None:
+    """Return what is not plain data in ``obj`` (dict, list, bytes, str, int, numeric ndarray), or None.
+
+    Each container is visited once, however often the pickle refers to it (its memo lets a 6 KB file name
+    one list a billion times over), so the walk is linear in the number of distinct objects, which is at
+    most the file's size. A container that holds itself is refused.
+    """
+    done: set[int] = set()
+    open_: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(obj, 0, False)]
+    while stack:
+        item, depth, leaving = stack.pop()
+        if leaving:
+            open_.discard(id(item))
+            done.add(id(item))
+            continue
+        if isinstance(item, (dict, list)):
+            key = id(item)
+            if key in open_:
+                return "a structure that contains itself"
+            if key in done:
+                continue
+            if depth > max_depth:
+                return f"a structure nested more than {max_depth} levels deep"
+            open_.add(key)
+            stack.append((item, depth, True))
+            children = (v for kv in item.items() for v in kv) if isinstance(item, dict) else iter(item)
+            stack.extend((child, depth + 1, False) for child in children)
+            continue
+        if type(item) in (bytes, str, int):
+            continue
+        if type(item) is np.ndarray and item.dtype.kind in _NUMERIC_KINDS:
+            continue
+        return f"a value of type {type(item).__name__}"
+    return None
 
 
 def safe_unpickle(path: Path) -> Any:
@@ -176,9 +191,11 @@ def safe_unpickle(path: Path) -> Any:
         AttributeError,
         MemoryError,
         OverflowError,
+        RecursionError,
+        UnicodeDecodeError,
     ) as exc:
         raise DatasetError(
-            f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc}); expected a batch dict "
+            f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {brief(str(exc), 120, quotes=False)}); expected a batch dict "
             f"with b'data' and b'labels'. The file is truncated or corrupt. {_FIX}"
         ) from None
     bad = _check_plain(obj)
@@ -208,7 +225,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(
             f"{path}: this is a CIFAR-100 batch (b'fine_labels'); expected CIFAR-10. CIFAR-100 is not supported."
         )
-    keys = ", ".join(repr(k) for k in obj)
+    keys = ", ".join(brief(k, 30) for k in list(obj)[:8]) + (", ..." if len(obj) > 8 else "")
     if not isinstance(data, np.ndarray) or labels is None:
         raise DatasetError(
             f"{path}: the batch dict has keys {keys}; expected b'data' (an array) and b'labels'. {_FIX}"
@@ -218,7 +235,18 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: b'data' is {data.dtype.name} of shape {data.shape}; expected uint8 of shape (n, 3072) "
             f"(3 x 32 x 32 pixels per row, channels first). {_FIX}"
         )
-    y = np.asarray(labels)
+    flat = isinstance(labels, np.ndarray) or (
+        isinstance(labels, list) and all(type(v) is int for v in labels)
+    )  # np.asarray of nested lists would expand every shared reference: refuse those first
+    if not flat:
+        raise DatasetError(
+            f"{path}: b'labels' holds a {type(labels).__name__} that is not a flat list of integers; expected "
+            f"one integer label per image. {_FIX}"
+        )
+    try:
+        y = np.asarray(labels)
+    except (ValueError, TypeError, OverflowError):
+        y = np.asarray([], dtype=object)
     if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(data):
         raise DatasetError(
             f"{path}: b'labels' holds {y.size} values of type {y.dtype.name} for {len(data)} images; expected "

@@ -14,6 +14,7 @@ import functools
 import math
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from normlab.data._base import LoadedDataset, Source
 from normlab.data._readers import (
     RawArray,
     StreamArray,
+    check_fits,
     check_gzip_length,
     is_gzip,
     nice_bytes,
@@ -31,6 +33,7 @@ from normlab.data._readers import (
     read_exact,
 )
 from normlab.data._select import Batch, Selection, as_key, windows
+from normlab.data._text import brief
 from normlab.errors import DatasetError
 
 __all__ = ["IdxHeader", "IdxSource", "load_idx_dataset", "read_idx_header"]
@@ -58,6 +61,9 @@ FASHION_CLASSES = (
     "Bag",
     "Ankle boot",
 )
+
+#: Labels read per window when they are checked or gathered.
+_LABEL_ROWS = 1 << 20
 
 _FIX = "Download or copy the file again (the original .gz files can be checked against their md5)."
 
@@ -99,9 +105,9 @@ def read_idx_header(path: Path, *, ndim: int | None = None, what: str = "IDX fil
         with open_stream(path) as f:
             head = read_exact(f, 4)
             dims_raw = read_exact(f, 4 * head[3]) if len(head) == 4 else b""
-    except (EOFError, OSError) as exc:
+    except (EOFError, OSError, zlib.error) as exc:
         raise DatasetError(
-            f"{path}: cannot read the IDX header ({exc}); expected an {what}. {_FIX}"
+            f"{path}: cannot read the IDX header ({brief(str(exc), 120, quotes=False)}); expected an {what}. {_FIX}"
         ) from None
     if len(head) < 4:
         raise DatasetError(
@@ -145,25 +151,43 @@ def read_idx_header(path: Path, *, ndim: int | None = None, what: str = "IDX fil
 
 
 class IdxSource(Source):
-    """One split of an IDX dataset: an images file and its labels (loaded at open; they are small)."""
+    """One split of an IDX dataset: an images file and its labels file, both read a window at a time.
+
+    The labels are checked (classes 0-9) at open by one streaming pass; they are not kept, so memory stays
+    one batch however many items a header claims.
+    """
 
     def __init__(
-        self, images: IdxHeader, labels: np.ndarray, sample_shape: tuple[int, ...]
+        self, images: IdxHeader, labels: IdxHeader, sample_shape: tuple[int, ...]
     ) -> None:
         self.header = images
         self.reader = images.reader()
-        self.y = labels
+        self.label_reader = labels.reader()
+        self.label_path = labels.path
         self.n = images.dims[0]
         self.sample_shape = sample_shape
         # A gzip file is one stream from its start: cutting it into shards saves no reading.
         self.sequential = isinstance(self.reader, StreamArray)
 
+    def labels(self) -> np.ndarray:
+        check_fits(8 * self.n, f"{self.label_path}: the {self.n:,} labels as int64", _FIX)
+        out = np.empty(self.n, dtype=np.int64)
+        for start, y in zip(range(0, self.n, _LABEL_ROWS), self._label_windows(None, _LABEL_ROWS), strict=True):
+            out[start : start + len(y)] = y
+        return out
+
+    def _label_windows(self, plan: list | None, rows: int) -> Iterator[np.ndarray]:
+        spans = ((a, min(a + rows, self.n)) for a in range(0, self.n, rows)) if plan is None else (
+            (start, stop) for start, stop, _ in plan)  # fmt: skip
+        return self.label_reader.iter_windows(spans)
+
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         plan = list(windows(self.n, sel, rows))
         arrays = self.reader.iter_windows((start, stop) for start, stop, _ in plan)
-        for (start, stop, local), x in zip(plan, arrays, strict=True):
+        labels = self._label_windows(plan, rows)
+        for (_start, _stop, local), x, y in zip(plan, arrays, labels, strict=True):
             x = x.reshape(len(x), *self.sample_shape)
-            y = self.y[start:stop]
+            y = y.astype(np.int64)
             if local is not None:
                 x, y = x[local], y[local]
             yield x, y
@@ -172,10 +196,24 @@ class IdxSource(Source):
         if not isinstance(self.reader, RawArray) or not self.header.dtype.isnative:
             return None
         x = self.reader.memmap().reshape(self.n, *self.sample_shape)
+        y = self.labels()
         if sel is None:
-            return x, self.y
+            return x, y
         key = as_key(sel)
-        return x[key], self.y[key]
+        return x[key], y[key]
+
+
+def _check_labels(header: IdxHeader, kind: str) -> None:
+    """Stream the labels file once (a window at a time) and check every label is a class 0-9."""
+    n = header.dims[0]
+    spans = ((a, min(a + _LABEL_ROWS, n)) for a in range(0, n, _LABEL_ROWS))
+    for start, y in zip(range(0, n, _LABEL_ROWS), header.reader().iter_windows(spans), strict=True):
+        if len(y) and (y.min() < 0 or y.max() > 9):
+            bad = int(np.flatnonzero((y < 0) | (y > 9))[0])
+            raise DatasetError(
+                f"{header.path}: label {int(y[bad])} at index {start + bad:,}; expected classes 0-9 for {kind}. The "
+                "file is corrupt or belongs to another dataset."
+            )
 
 
 _PATTERN = r"(^|[-_.]){split}[-_.]{part}[-_.]idx{ndim}[-_.]ubyte(\.gz)?$"
@@ -243,14 +281,8 @@ def load_idx_dataset(kind: str, folder: Path, name: str, **options: object) -> L
                     "expected one image size for all splits. Check that the files belong together."
                 )
             sample_shape, dtype = shape, images.dtype.newbyteorder("=")
-            y = next(labels_h.reader().iter_windows([(0, labels_h.dims[0])])).astype(np.int64)
-            if len(y) and (y.min() < 0 or y.max() > 9):
-                bad = int(np.flatnonzero((y < 0) | (y > 9))[0])
-                raise DatasetError(
-                    f"{lab}: label {int(y[bad])} at index {bad}; expected classes 0-9 for {kind}. The file "
-                    "is corrupt or belongs to another dataset."
-                )
-            sources[split] = IdxSource(images, y, shape)
+            _check_labels(labels_h, kind)
+            sources[split] = IdxSource(images, labels_h, shape)
         if sources:
             break
     if not sources:

@@ -9,10 +9,15 @@ Layouts understood::
 Classes are the subfolder names in sorted order (class ``i`` is ``class_names[i]``). Files are picked by
 extension (PNG, JPEG, BMP, GIF, TIFF, WebP, PPM/PGM); hidden files and folders are ignored. Samples are
 ``uint8`` channels-last ``(n, h, w, c)``: ``c = 1`` for grayscale folders, 3 for colour (4 with alpha),
-following the first image unless ``color=`` says otherwise; 16-bit grayscale PNGs stay ``uint16``.
+following the first image unless ``color=`` says otherwise; 16-bit grayscale files (PNG, TIFF, PGM) stay
+``uint16``, also with ``color="gray"``. One bit depth per folder: an 8-bit file among 16-bit ones (or the
+reverse) is an error naming both files, never clipped or mixed in unscaled; 16-bit colour (which Pillow
+cuts to 8 bits) is refused.
 
-All images must share one size unless ``resize=(h, w)`` is given; a differing image stops the read with
-an error naming both files. Unreadable files (empty, truncated, corrupt, or over Pillow's decompression
+Images may differ in size: ``iter_batches`` (and so statistics, ``fit(dataset)``) yields batches of one
+size each, a batch ending where the size changes, for pooled per-channel statistics; ``sample_shape`` is the
+first image's. ``arrays()`` needs one size unless ``resize=(h, w)`` is given (at most Pillow's pixel limit);
+a differing image stops it with an error naming both files. Unreadable files (empty, truncated, corrupt, or over Pillow's decompression
 bomb limit, which stays on) raise :class:`DatasetError`, or with ``on_error="skip"`` are left out, listed
 in ``dataset.skipped`` and reported by one :class:`~normlab.errors.NormlabWarning` (at the end of
 the first pass that meets them; later passes warn again only about files not reported yet).
@@ -33,6 +38,7 @@ from normlab._progress import Progress
 from normlab.data._base import LoadedDataset, Source
 from normlab.data._select import Batch, Selection, as_index
 from normlab.data._shards import Shard, skipped_message
+from normlab.data._text import brief
 from normlab.errors import DatasetError, NormlabWarning
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
@@ -117,12 +123,29 @@ class _Shape:
         self.auto_mode = mode is None
 
 
+def _bits(im: Any) -> int:
+    """Bits per channel as stored: 16 for 16-bit files (also those Pillow opens in mode ``I``), else 8."""
+    if im.mode in _GRAY16_MODES:
+        return 16
+    tile = getattr(im, "tile", None) or []
+    args = tile[0].args if tile else None
+    raw = args[0] if isinstance(args, tuple) and args else args
+    if isinstance(raw, str) and ";16" in raw:
+        return 16
+    return 32 if im.mode in ("I", "F") else 8
+
+
 def _target_mode(im: Any) -> str:
     mode = im.mode
     if mode in _GRAY_MODES:
         return "L"
-    if mode in _GRAY16_MODES:
+    if mode in _GRAY16_MODES or (mode == "I" and _bits(im) == 16):
         return "I;16"
+    if _bits(im) == 16:
+        raise ValueError(
+            f"16-bit colour images (mode {mode}) are decoded by Pillow to 8 bits per channel, which would "
+            "change their values; convert them to 16-bit grayscale or to 8-bit colour first"
+        )
     if mode in ("I", "F"):
         raise ValueError(
             f"32-bit {'integer' if mode == 'I' else 'float'} images (mode {mode}) are not supported"
@@ -142,31 +165,49 @@ class ImageSource(Source):
         self.owner = owner
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
+        """Decoded images, up to ``rows`` of one size per piece (a new piece starts where the size changes).
+
+        ``arrays()`` (``materialize``) needs one size; statistics take images of any size. A piece holds at
+        most the bytes of ``rows`` samples of the folder's first size (or one image, if that is larger).
+        """
         index = as_index(sel, self.n)
         owner = self.owner
-        shape = owner.shape
-        h, w = shape.size  # type: ignore[misc]
-        c = _CHANNELS[shape.mode]  # type: ignore[index]
+        budget = rows * owner.sample_nbytes
         # "auto": a bar while arrays() decodes everything; a consumer of iter_batches draws its own.
         show = owner.progress if owner.progress != "auto" or materialize else False
+        x: np.ndarray | None = None
+        picked: list[int] = []
         with Progress(total=len(index), desc=f"decoding images in {owner.root}", show=show) as bar:
-            for start in range(0, len(index), rows):
-                part = index[start : start + rows]
-                x = np.empty((len(part), h, w, c), dtype=owner.dtype)
-                keep = np.ones(len(part), dtype=bool)
-                for j, i in enumerate(part):
-                    img = owner.decode(self.files[i])
-                    if img is None:
-                        keep[j] = False
-                    else:
-                        x[j] = img
-                    bar.update(1)
-                y = None if self.y is None else self.y[part]
-                if not keep.all():
-                    x = x[keep]
-                    y = None if y is None else y[keep]
-                yield x, y
+            for pos, i in enumerate(index):
+                img = owner.decode(self.files[i], any_size=not materialize)
+                bar.update(1)
+                if img is None:
+                    continue
+                if x is not None and (img.shape != x.shape[1:] or len(picked) == len(x)):
+                    yield self._piece(x, picked)
+                    x = None
+                if x is None:
+                    cap = min(rows, max(1, budget // max(1, img.nbytes)), len(index) - pos)
+                    x, picked = np.empty((cap, *img.shape), dtype=owner.dtype), []
+                x[len(picked)] = img
+                picked.append(int(i))
+            if x is not None:
+                yield self._piece(x, picked)
         owner.report_skipped()
+
+    def item(self, i: int) -> Batch | None:
+        """One decoded image at its own size (or ``resize=``); a skipped file is a :class:`DatasetError`."""
+        img = self.owner.decode(self.files[i], any_size=True)
+        if img is None:
+            why = self.owner.dataset.skipped[-1][1] if self.owner.dataset.skipped else "unreadable"
+            raise DatasetError(
+                f"{self.owner.name}: cannot read {self.owner._rel(self.files[i])}: {why}; expected a readable "
+                "image (a map-style dataset cannot leave a sample out). Delete or replace the file."
+            )
+        return img, None if self.y is None else self.y[i]
+
+    def _piece(self, x: np.ndarray, picked: list[int]) -> Batch:
+        return x[: len(picked)], None if self.y is None else self.y[np.asarray(picked, dtype=np.int64)]
 
     def shard(self, sel: range | np.ndarray, rows: int, n: int, label: str) -> Shard:
         index = as_index(sel, self.n)  # ship only this shard's file names
@@ -206,14 +247,22 @@ class ImageFolder:
     ) -> None:
         self.root = root
         self.name = name
+        self.color = color
         self.resize = resize
         self.on_error = on_error
         self.progress = progress
         self.shape = _Shape(resize, _COLORS[color], None)
         self.dtype = np.dtype(np.uint8)
+        self.bits = 8  # bits per channel of every file, fixed by the first one
         self.dataset: LoadedDataset = None  # type: ignore[assignment]
         self._known_bad: set[str] = set()
         self._warned = 0
+
+    @property
+    def sample_nbytes(self) -> int:
+        """Bytes of one image of the folder's size and mode (the first image's, or ``resize=``)."""
+        h, w = self.shape.size  # type: ignore[misc]
+        return h * w * _CHANNELS[self.shape.mode] * self.dtype.itemsize  # type: ignore[index]
 
     def for_shard(self) -> ImageFolder:
         """A copy of this policy that records skipped files in a list of its own (read by a shard)."""
@@ -252,7 +301,10 @@ class ImageFolder:
         for path in files:
             try:
                 with self._open(image, path) as im:
-                    mode = self.shape.mode or _target_mode(im)
+                    mode = _target_mode(im)
+                    self.bits = 16 if mode == "I;16" else 8
+                    if self.shape.mode is not None:
+                        mode = self._chosen_mode(path)
                     if self.shape.size is None:
                         self.shape.size = (im.height, im.width)
                     self.shape.mode = mode
@@ -268,6 +320,19 @@ class ImageFolder:
             "image. See dataset.skipped for the reasons."
         )
 
+    def _chosen_mode(self, path: Path) -> str:
+        """The mode ``color=`` asks for, at the folder's bit depth (16-bit data is never cut to 8 bits)."""
+        mode = self.shape.mode
+        if self.bits == 16 and mode == "L":
+            return "I;16"
+        if self.bits == 16:
+            raise DatasetError(
+                f"{self.name}: {self._rel(path)} is a 16-bit grayscale image but color={self.color!r} asks for "
+                "colour, which Pillow holds in 8 bits per channel (the values would be cut); expected "
+                "color='auto' or 'gray' for 16-bit images. Leave color= out, or convert the files to 8 bits first."
+            )
+        return mode  # type: ignore[return-value]
+
     def _open(self, image: Any, path: Path) -> Any:
         if os.path.getsize(path) == 0:
             raise ValueError("the file is empty (zero bytes)")
@@ -276,21 +341,32 @@ class ImageFolder:
             warnings.simplefilter("error", image.DecompressionBombWarning)
             return image.open(path)
 
-    def decode(self, path: Path) -> np.ndarray | None:
-        """Decode one file to ``(h, w, c)``; ``None`` when it was skipped."""
+    def decode(self, path: Path, any_size: bool = False) -> np.ndarray | None:
+        """Decode one file to ``(h, w, c)``; ``None`` when it was skipped.
+
+        ``any_size``: keep the image's own size (statistics pool any sizes); otherwise every image must have
+        the folder's size, or is resized to ``resize=``.
+        """
         image = _pil()
         shape = self.shape
         try:
             with self._open(image, path) as im:
                 size = (im.height, im.width)
-                if self.resize is None and size != shape.size:
+                mode = _target_mode(im)
+                if (16 if mode == "I;16" else 8) != self.bits:
+                    raise DatasetError(
+                        f"{self.name}: {self._rel(shape.fixed_by)} has {self.bits} bits per channel but "  # type: ignore[arg-type]
+                        f"{self._rel(path)} has {24 - self.bits}; expected one bit depth for the whole folder "
+                        "(mixing them would scale one kind wrongly). Convert the files to one depth, or keep "
+                        "them in separate folders."
+                    )
+                if self.resize is None and size != shape.size and not any_size:
                     raise DatasetError(
                         f"{self.name}: images have different sizes: {self._rel(shape.fixed_by)} is "  # type: ignore[arg-type]
                         f"{shape.size[0]}x{shape.size[1]} (h x w) but {self._rel(path)} is {size[0]}x{size[1]}; "  # type: ignore[index]
                         f"expected one size for all. Pass resize=({shape.size[0]}, {shape.size[1]}) (CLI: "  # type: ignore[index]
                         f"--resize {shape.size[0]} {shape.size[1]}) to resize every image, or remove the odd files."  # type: ignore[index]
                     )
-                mode = _target_mode(im)
                 if mode != shape.mode:
                     if (
                         shape.auto_mode
@@ -337,13 +413,24 @@ def _normalize_resize(resize: Any, name: str) -> tuple[int, int] | None:
     try:
         h, w = (int(v) for v in resize)
         ok = h > 0 and w > 0 and all(float(v) == int(v) for v in resize)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
         raise DatasetError(
-            f"{name}: resize={resize!r} is not a size; expected (height, width) in pixels, e.g. resize=(32, 32)."
+            f"{name}: resize={brief(repr(resize), 60, quotes=False)} is not a size; expected (height, width) in "
+            "pixels, e.g. resize=(32, 32)."
+        )
+    limit = _pil().MAX_IMAGE_PIXELS or _MAX_RESIZE_PIXELS
+    if h * w > limit:
+        raise DatasetError(
+            f"{name}: resize=({h:,}, {w:,}) asks for {h * w:,} pixels per image, more than Pillow's limit of "
+            f"{limit:,} (its decompression bomb guard); expected a size that fits, e.g. resize=(224, 224)."
         )
     return h, w
+
+
+#: The resize limit when Pillow's pixel limit is switched off (``Image.MAX_IMAGE_PIXELS = None``).
+_MAX_RESIZE_PIXELS = 2**28
 
 
 def load_image_folder(

@@ -2,7 +2,11 @@
 
 Every column except ``target`` and those in ``drop`` is a feature and must be numeric (ints, floats or
 booleans); other columns are refused with a message listing them, so nothing is silently left out.
-Features are ``float64`` ``(n, f)``, or ``int64`` when every feature column holds integers only.
+Features are one dtype that holds every column exactly (``_columns.feature_dtype``): ``int64`` when every
+feature column holds integers only, ``uint64`` when some hold values above ``2**63 - 1`` and none is
+negative, else ``float64``, provided no integer column then holds a magnitude above ``2**53``; anything
+else (and any integer beyond 64 bits) is an error. Every CSV line must have as many fields as the header;
+the separator is one character; the file is UTF-8.
 The ``target`` column becomes ``int64`` class indices ``0..k-1`` into ``class_names`` (its distinct
 values, sorted); a target of non-integer numbers stays a ``float64`` regression target
 (``n_classes`` is then ``None``).
@@ -28,8 +32,17 @@ from typing import Any
 import numpy as np
 
 from normlab.data._base import LoadedDataset, Source
+from normlab.data._columns import (
+    FLOAT_EXACT,
+    IntRange,
+    check_field_counts,
+    check_sep,
+    feature_dtype,
+    out_of_range_integer,
+)
 from normlab.data._select import Batch, Selection, select_rows
 from normlab.data._shards import Shard, cut_points
+from normlab.data._text import brief
 from normlab.errors import DatasetError
 
 __all__ = ["load_table"]
@@ -72,6 +85,8 @@ class _Column:
     non_null: int = 0
     numeric: int = 0
     first_text: tuple[int, Any] | None = None  # (data row, value)
+    ints: IntRange = field(default_factory=IntRange)  # the range of its integer chunks, exact
+    rounded: bool = False  # integers above 2**53 beside empty fields: pandas read them as float64
 
 
 @dataclass
@@ -139,8 +154,8 @@ def _classes(name: str, path: Path, target: str, values: np.ndarray) -> tuple[np
             raise DatasetError(
                 f"{name}: the target column {target!r} of {path.name} has empty values; expected a label in every row. Fill or drop those rows."
             )
-        if not np.all(values == np.round(values)):
-            return np.unique(values), False
+        if not np.all(values == np.round(values)) or (len(values) and np.abs(values).max() > FLOAT_EXACT):
+            return np.unique(values), False  # fractions, or integers float64 may have rounded: a target
         values = values.astype(np.int64)
     return np.unique(values), True
 
@@ -264,6 +279,7 @@ def _scan_csv(
             f"{path}: not a readable CSV file ({exc}); expected a table with a header row."
         ) from None
     columns = [str(c) for c in header.columns]
+    check_field_counts(name, path, sep, len(columns))
     features = _resolve_columns(name, path, columns, target, drop)
     info = {c: _Column() for c in features}
     tgt = _Target()
@@ -275,7 +291,7 @@ def _scan_csv(
         ) as reader:
             for chunk in reader:
                 for c in features:
-                    _scan_column(pd, info[c], chunk[c], n)
+                    _scan_column(pd, info[c], chunk[c], n, (name, c))
                 if target is not None:
                     col = chunk[target]
                     if col.isna().any() and tgt.missing_row is None:
@@ -287,51 +303,87 @@ def _scan_csv(
                 n += len(chunk)
     except pd.errors.ParserError as exc:
         raise DatasetError(
-            f"{path}: not a readable CSV file ({exc}); expected the same number of fields on every line."
+            f"{path}: not a readable CSV file ({brief(str(exc), 200, quotes=False)}); expected the same number of fields on "
+            "every line."
         ) from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(name, path, exc) from None
+    if n == 0:
+        raise DatasetError(
+            f"{name}: {path.name} has a header row but no data rows; expected at least one row of values."
+        )
     text_cols = [
         c for c, col in info.items() if col.kind == "text" and col.numeric * 2 < col.non_null
     ]
-    mixed = [c for c, col in info.items() if col.kind == "text" and c not in text_cols]
+    mixed = [c for c, col in info.items() if col.kind == "text" and c not in text_cols and col.first_text]
     if mixed:
         c = mixed[0]
         row, value = info[c].first_text  # type: ignore[misc]
         raise DatasetError(
-            f"{name}: column {c!r} is numeric but data row {row} (line {row + 1} of {path.name}) holds the text "
-            f"{str(value)!r}; expected a number. Fix or remove that row (an empty field is read as missing)."
+            f"{name}: column {brief(c)} is numeric but data row {row} (line {row + 1} of {path.name}) holds the "
+            f"text {brief(str(value))}; expected a number. Fix or remove that row (an empty field is read as missing)."
         )
     if text_cols:
         _refuse_text(name, path, text_cols, columns, target, drop)
-    dtype = np.dtype(np.int64 if all(col.kind == "int" for col in info.values()) else np.float64)
-    y, classes = None, None
-    if target is not None:
-        if tgt.missing_row is not None:
-            raise DatasetError(
-                f"{name}: the target column {target!r} is empty on data row {tgt.missing_row}; expected a label "
-                "in every row. Fill or drop those rows."
-            )
-        if any(v.dtype.kind == "U" for v in tgt.values):
-            tgt.values = [v.astype(str) for v in tgt.values]
-        merged = np.unique(np.concatenate(tgt.values)) if tgt.values else np.empty(0)
-        classes, is_class = _classes(name, path, target, merged)
-        y = _read_target(pd, path, sep, target, n, classes if is_class else None)
-        if not is_class:
-            classes = None
+    dtype = feature_dtype(
+        name,
+        {c: col.ints for c, col in info.items() if col.ints.lo is not None},
+        [c for c, col in info.items() if col.kind != "int"],
+        [c for c, col in info.items() if col.rounded],
+    )
+    y, classes = (None, None) if target is None else _csv_labels(pd, name, path, sep, target, tgt, n)
     return CsvSource(path, sep, features, target, dtype, y, n, classes)
 
 
-def _scan_column(pd: Any, info: _Column, col: Any, offset: int) -> None:
+def _csv_labels(
+    pd: Any, name: str, path: Path, sep: str, target: str, tgt: _Target, n: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The target column as class indices (and the classes), or as a float64 target (classes ``None``)."""
+    if tgt.missing_row is not None:
+        raise DatasetError(
+            f"{name}: the target column {target!r} is empty on data row {tgt.missing_row}; expected a label "
+            "in every row. Fill or drop those rows."
+        )
+    if any(v.dtype.kind == "U" for v in tgt.values):
+        tgt.values = [v.astype(str) for v in tgt.values]
+    merged = np.unique(np.concatenate(tgt.values)) if tgt.values else np.empty(0)
+    classes, is_class = _classes(name, path, target, merged)
+    y = _read_target(pd, path, sep, target, n, classes if is_class else None)
+    return y, classes if is_class else None
+
+
+def _not_utf8(name: str, path: Path, exc: UnicodeDecodeError) -> DatasetError:
+    return DatasetError(
+        f"{name}: {path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} cannot be decoded); expected a "
+        "UTF-8 CSV table. Convert it first, e.g. iconv -f latin1 -t utf-8 old.csv > new.csv."
+    )
+
+
+def _scan_column(pd: Any, info: _Column, col: Any, offset: int, where: tuple[str, str]) -> None:
     kind = col.dtype.kind
     non_null = int(col.notna().sum())
     info.non_null += non_null
     if kind in "biu":
         info.numeric += non_null
+        if non_null:
+            info.ints.update(int(col.min()), int(col.max()))
         return
     if kind == "f":
         info.numeric += non_null
         if info.kind == "int":
             info.kind = "float"
+        v = col.to_numpy()
+        finite = v[np.isfinite(v)]
+        if non_null < len(v) and len(finite) and np.abs(finite).max() >= FLOAT_EXACT and np.all(finite == np.round(finite)):
+            info.rounded = True
         return
+    huge = out_of_range_integer(col.dropna().to_numpy())
+    if huge is not None:
+        raise DatasetError(
+            f"{where[0]}: column {brief(where[1])} holds the integer {brief(huge, 40)}, which no 64-bit integer "
+            "type holds and float64 would round; expected integers within int64 or uint64. Drop the column "
+            f"(drop=[{where[1]!r}]) or store it as text."
+        )
     parsed = pd.to_numeric(col, errors="coerce")
     info.numeric += int(parsed.notna().sum())
     bad = col.notna().to_numpy() & parsed.isna().to_numpy()
@@ -430,14 +482,16 @@ def _open_parquet(
     columns = list(schema.names)
     features = _resolve_columns(name, path, columns, target, drop)
     text_cols = []
-    all_int = True
+    floats: list[str] = []
+    ints: dict[str, IntRange] = {}
     for c in features:
         t = schema.field(c).type
         if pa.types.is_integer(t) or pa.types.is_boolean(t):
+            ints[c] = _int_range(pf, columns.index(c), c)
             if _null_count(pf, columns.index(c)) != 0:
-                all_int = False
+                floats.append(c)  # empty values: read as float64 with NaN
         elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-            all_int = False
+            floats.append(c)
         else:
             text_cols.append(c)
     if text_cols:
@@ -460,8 +514,25 @@ def _open_parquet(
             y = np.searchsorted(classes, v).astype(np.int64)
         else:
             y, classes = values.astype(np.float64), None
-    dtype = np.dtype(np.int64 if all_int else np.float64)
+    dtype = feature_dtype(name, ints, floats, [])
     return ParquetSource(path, features, dtype, y, n), classes
+
+
+def _int_range(pf: Any, index: int, column: str) -> IntRange:
+    """The exact range of an integer column: from the row group statistics, else by reading the column."""
+    import pyarrow.compute as pc
+
+    out = IntRange()
+    for g in range(pf.metadata.num_row_groups):
+        stats = pf.metadata.row_group(g).column(index).statistics
+        if stats is not None and stats.has_min_max:
+            out.update(int(stats.min), int(stats.max))
+            continue
+        values = pf.read_row_group(g, columns=[column]).column(0)
+        lo_hi = pc.min_max(values).as_py()
+        if lo_hi["min"] is not None:
+            out.update(int(lo_hi["min"]), int(lo_hi["max"]))
+    return out
 
 
 def _null_count(pf: Any, index: int) -> int | None:
@@ -494,6 +565,7 @@ def load_table(
         )
     source: Source
     if kind == "csv":
+        sep = check_sep(name, sep)
         csv = _scan_csv(name, path, sep, target, drop)
         source, classes, features, dtype = csv, csv.classes, csv.features, csv.dtype
     else:
