@@ -39,8 +39,16 @@ def test_list_shows_methods_models_and_presets(capsys):
         "gru",
         "mnist-cnn",
         "tabular-logreg",
+        "keras-probs",
     ):
         assert name in text
+
+
+def test_help_explains_keras_probs_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "keras-probs: Keras 3 (torch/JAX): softmax -> renormalize -> clip [1e-7, 1-1e-7] -> -log" in text
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ batches in the same order, so a paired test removes the run-to-run variance the 
   in which the method is better, ties counting one half.
 
 Diverged runs have no final metric: they are counted, and left out of every mean, interval and test.
+Stalled runs trained to the end: they are counted (``n_stalled``) *and* kept in every statistic, since a
+stalled run's accuracy is what the user of that setup gets.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ __all__ = [
     "summarize_curves",
 ]
 
+#: The statuses of runs that trained to the end (a diverged run was stopped).
+FINISHED = ("done", "stalled")
+
 METRICS = (
     "train_loss",
     "train_acc",
@@ -44,6 +49,9 @@ METRICS = (
     "grad_norm_mean",
     "grad_norm_max",
     "seconds",
+    "zero_grad_frac",
+    "saturated_frac",
+    "n_pred_classes",
 )
 
 
@@ -180,14 +188,17 @@ def summarize(
         per_run.setdefault(_key(e), []).append(e)
     final: dict[tuple[str, str], dict[tuple[int, int], dict[str, float]]] = {}
     diverged: dict[tuple[str, str], int] = {}
+    stalled: dict[tuple[str, str], int] = {}
     secs: dict[tuple[str, str], list[float]] = {}
     for r in runs:
         group = (r["model"], r["method"])
         eps = sorted(per_run.get(_key(r), []), key=lambda e: e["epoch"])
         secs.setdefault(group, []).extend(e["seconds"] for e in eps if e["seconds"] is not None)
-        if r["status"] != "done" or not eps:
+        if r["status"] == "diverged" or not eps:
             diverged[group] = diverged.get(group, 0) + 1
             continue
+        if r["status"] == "stalled":
+            stalled[group] = stalled.get(group, 0) + 1
         va = [_f(e["val_acc"]) for e in eps]
         vl = [_f(e["val_loss"]) for e in eps]
         final.setdefault(group, {})[(r["init_seed"], r["order_seed"])] = {
@@ -212,6 +223,7 @@ def summarize(
                 "method": method,
                 "n_runs": len(res) + n_div,
                 "n_diverged": n_div,
+                "n_stalled": stalled.get(group, 0),
             }
             for name in (
                 "final_val_acc",
@@ -261,9 +273,10 @@ def summarize_curves(
 ) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     """Per (model, method) and metric: ``epoch``, ``<metric>_mean``, ``<metric>_std`` and ``n`` arrays.
 
-    Only runs that finished (not diverged) contribute, each epoch averaged over the runs that reached it.
+    Only runs that trained to the end (done or stalled, not diverged) contribute, each epoch averaged over
+    the runs that reached it.
     """
-    done = {_key(r) for r in runs if r["status"] == "done"}
+    done = {_key(r) for r in runs if r["status"] in FINISHED}
     groups: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for e in epochs:
         if _key(e) in done:
@@ -278,7 +291,7 @@ def summarize_curves(
         for m in METRICS:
             means, stds = [], []
             for k in ep:
-                v = np.array([_f(r[m]) for r in by_epoch[k]], dtype=np.float64)
+                v = np.array([_f(r.get(m)) for r in by_epoch[k]], dtype=np.float64)
                 v = v[np.isfinite(v)]
                 mean, std = _mean_std(v)
                 means.append(mean)

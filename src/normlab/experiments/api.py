@@ -52,6 +52,10 @@ class ComparisonResult:
     def n_diverged(self) -> int:
         return int(sum(r["n_diverged"] for r in self.summary))
 
+    @property
+    def n_stalled(self) -> int:
+        return int(sum(r["n_stalled"] for r in self.summary))
+
     def table(self) -> str:
         """The summary as a plain-text table."""
         return format_table(self.summary)
@@ -59,7 +63,7 @@ class ComparisonResult:
     def __repr__(self) -> str:
         return (
             f"ComparisonResult(rundir={str(self.rundir)!r}, runs={self.n_finished}/{self.n_planned}, "
-            f"ran={len(self.ran)}, diverged={self.n_diverged})"
+            f"ran={len(self.ran)}, diverged={self.n_diverged}, stalled={self.n_stalled})"
         )
 
 
@@ -81,6 +85,7 @@ def compare(
     limit: int | None = None,
     baseline: str | None = None,
     device: str = "auto",
+    loss: str | None = None,
     workers: int | None = None,
     threads: int | None = None,
     scheduler: Any = None,
@@ -132,6 +137,11 @@ def compare(
         The method the others are tested against (default: the first).
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` uses a CUDA GPU when PyTorch sees one.
+    loss : {"logits", "keras-probs"}, optional
+        The loss of training and evaluation (:data:`normlab.experiments.losses.LOSSES`): ``"logits"``
+        (default) is cross-entropy on the logits; ``"keras-probs"`` is what Keras 3 on the torch and JAX
+        backends computes for a softmax output (softmax, renormalized, clipped to [1e-7, 1 - 1e-7],
+        ``-log``), whose gradient is zero outside the clip: runs can *stall*.
     workers : int, optional
         Worker processes (default: one per CPU core; up to 4 sharing a GPU). ``1`` trains in this
         process.
@@ -172,7 +182,7 @@ def compare(
         data, methods=methods, model=model, preset=preset, seeds=seeds, init_seeds=init_seeds,
         order_seeds=order_seeds, seed=seed, optimizer=optimizer, lr=lr, batch_size=batch_size,
         epochs=epochs, validation_split=validation_split, limit=limit, baseline=baseline,
-        device=device, workers=workers, threads=threads, scheduler=scheduler, out=out,
+        device=device, loss=loss, workers=workers, threads=threads, scheduler=scheduler, out=out,
         data_options=data_options,
     )  # fmt: skip
     with open_store(sweep.rundir, sweep.config, sweep.config_hash) as store:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from normlab.experiments._common import CompareError, check_positive_int, check_positive_number
+from normlab.experiments.losses import get_loss
 from normlab.experiments.methods import FittedMethod, MethodSpec, parse_methods
 from normlab.experiments.models import ModelSpec, build_model, parse_model, to_model_input
 from normlab.experiments.presets import resolve_preset
@@ -167,13 +168,14 @@ def plan(
     seeds: int | None = None, init_seeds: int | None = None, order_seeds: int | None = None,
     seed: int = 0, optimizer: str | None = None, lr: float | None = None,
     batch_size: int | None = None, epochs: int | None = None, validation_split: float | None = None,
-    limit: int | None = None, baseline: str | None = None, device: str = "auto",
+    limit: int | None = None, baseline: str | None = None, device: str = "auto", loss: str | None = None,
     workers: int | None = None, threads: int | None = None, scheduler: Any = None,
     out: str | Path | None = None, data_options: dict[str, Any] | None = None,
 ) -> Sweep:  # fmt: skip
     """Check the arguments of :func:`normlab.compare`, open the data, fit the methods and list the runs."""
     given = {"data": data, "methods": methods, "model": model, "seeds": seeds, "optimizer": optimizer,
-             "batch_size": batch_size, "epochs": epochs, "validation_split": validation_split, "lr": lr}  # fmt: skip
+             "batch_size": batch_size, "epochs": epochs, "validation_split": validation_split, "lr": lr,
+             "loss": loss}  # fmt: skip
     values = resolve_preset(preset, given)
     if (init_seeds is not None or order_seeds is not None) and seeds is not None:
         raise CompareError(
@@ -208,6 +210,8 @@ def plan(
         "epochs": settings.epochs,
         "explode_factor": settings.explode_factor,
     }
+    if settings.loss != TrainSettings.loss:  # only then: the run folders written before it keep resuming
+        config["loss"] = settings.loss
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     rundir = Path(out) if out is not None else _default_out(config, config_hash)
     tasks = _tasks(seed_info["pairs"], model_specs, method_specs, sweep_data, cache_folder(rundir))
@@ -247,7 +251,8 @@ def _settings(values: dict[str, Any]) -> TrainSettings:
     epochs = check_positive_int("epochs", values["epochs"], 32)
     if values.get("lr") is not None:
         check_positive_number("lr", values["lr"], "0.001", noun="learning rate")
-    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs)
+    loss = get_loss(str(values.get("loss") or TrainSettings.loss)).name
+    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs, loss=loss)
 
 
 def seed_design(
