@@ -66,13 +66,13 @@ def test_keras_probs_is_clipped_softmax_cross_entropy_with_zero_gradient_outside
     assert LOSSES["logits"].zero_grad(probs, y).tolist() == [False, False, True]
 
 
-def test_keras_probs_on_raw_mnist_pixels_stalls_runs_that_the_logits_loss_trains(tmp_path):
+def test_keras_probs_on_raw_mnist_pixels_stalls_runs_that_the_logits_loss_trains(tmp_path, shared_data):
     from normlab.experiments import compare
 
     runs = {}
     for loss in ("keras-probs", "logits"):
         result = compare(
-            "mnist:" + str(_mnist()), methods="none", model="mlp", seeds=4, epochs=4, batch_size=64,
+            f"mnist:{shared_data / 'mnist'}", methods="none", model="mlp", seeds=4, epochs=4, batch_size=64,
             limit=2000, loss=loss, workers=2, threads=1, out=tmp_path / loss, progress=False,
             write_report=False,
         )  # fmt: skip
@@ -86,15 +86,6 @@ def test_keras_probs_on_raw_mnist_pixels_stalls_runs_that_the_logits_loss_trains
     assert runs["keras-probs"].n_stalled >= 1 and runs["logits"].n_stalled == 0
     assert runs["logits"].summary[0]["final_val_acc_mean"] > 0.8
     assert runs["keras-probs"].summary[0]["final_val_acc_mean"] < 0.6
-
-
-def _mnist():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
-    if not path.is_dir():
-        pytest.skip(f"MNIST not found at {path}")
-    return path
 
 
 def test_stalled_runs_are_counted_in_summary_csv_and_explained_in_the_report(tmp_path):

@@ -34,6 +34,7 @@ __all__ = [
     "holm",
     "paired_tests",
     "probability_of_improvement",
+    "spread_test",
     "summarize",
     "summarize_curves",
 ]
@@ -119,6 +120,32 @@ def paired_tests(method: Sequence[float], baseline: Sequence[float]) -> dict[str
             warnings.simplefilter("ignore")
             w = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
         out["wilcoxon_stat"], out["wilcoxon_p"] = float(w.statistic), float(w.pvalue)
+    return out
+
+
+def spread_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Brown–Forsythe test that two samples have the same spread (Levene's test about the medians).
+
+    Returns ``std_a``, ``std_b`` (ddof 1), the statistic ``W`` and its p-value; NaN with fewer than two
+    values in a sample, and ``p = 1`` when neither sample varies.
+
+    >>> r = spread_test([0.90, 0.91, 0.89, 0.90], [0.80, 0.95, 0.70, 0.99])
+    >>> round(r["std_a"], 4), round(r["std_b"], 4), r["p"] < 0.05
+    (0.0082, 0.1344, True)
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    out = {"std_a": _mean_std(x)[1], "std_b": _mean_std(y)[1], "W": math.nan, "p": math.nan}
+    if x.size < 2 or y.size < 2:
+        return out
+    if np.all(x == x[0]) and np.all(y == y[0]):
+        out["W"], out["p"] = 0.0, 1.0
+        return out
+    from scipy import stats
+
+    r = stats.levene(x, y, center="median")
+    out["W"], out["p"] = float(r.statistic), float(r.pvalue)
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from normlab.experiments.aggregate import summarize, summarize_curves
+from normlab.experiments.aggregate import spread_test, summarize, summarize_curves
 from normlab.experiments.plots import plot_curves, plot_final
 from normlab.experiments.store import ResultStore
 from normlab.experiments.train import EPOCH_FIELDS
@@ -194,7 +194,8 @@ def build_report(
         finals.setdefault((r["model"], r["method"]), []).append((v, r["status"]))
     plot_final(rows, finals, models, methods, rundir / "final.png", title=title)
 
-    page = _html(config, settings, rows, runs, store.methods(), rundir, n_planned, baseline)
+    extra = [*_stall_findings(runs), *spread_findings(finals, models, methods)]
+    page = _html(config, settings, rows, runs, store.methods(), rundir, n_planned, baseline, extra)
     (rundir / "report.html").write_text(page, encoding="utf-8")
     return built
 
@@ -262,6 +263,26 @@ def _stall_findings(runs: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
+def spread_findings(
+    finals: dict[tuple[str, str], list[tuple[float, str]]], models: Sequence[str], methods: Sequence[str]
+) -> list[str]:
+    """Per method, whether each model's final accuracies spread more than the first model's (Brown–Forsythe)."""
+    out = []
+    for method in methods:
+        ref = [v for v, s in finals.get((models[0], method), []) if s != "diverged"]
+        for model in models[1:]:
+            other = [v for v, s in finals.get((model, method), []) if s != "diverged"]
+            r = spread_test(other, ref)
+            if math.isnan(r["p"]):
+                continue
+            out.append(
+                f"{_e(method)}: the spread of final validation accuracy over runs is {_fmt(r['std_a'])} (std) "
+                f"with {_e(model)} against {_fmt(r['std_b'])} with {_e(models[0])} (Brown–Forsythe test of "
+                f"equal spread, W = {_fmt(r['W'], 3)}, p = {_p(r['p'])}; {len(other)} and {len(ref)} runs)."
+            )
+    return out
+
+
 def _findings(rows: Sequence[dict[str, Any]], baseline: str) -> list[str]:
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
@@ -311,6 +332,7 @@ def _html(
     rundir: Path,
     n_planned: int,
     baseline: str,
+    extra: Sequence[str] = (),
 ) -> str:
     data = config["data"]
     header, body = table_rows(rows)
@@ -331,7 +353,7 @@ def _html(
         if missing > 0
         else ""
     )
-    findings = "".join(f"<li>{f}</li>" for f in [*_findings(rows, baseline), *_stall_findings(runs)])
+    findings = "".join(f"<li>{f}</li>" for f in [*_findings(rows, baseline), *extra])
     method_rows = "".join(
         f'<tr><td class="l">{_e(m)}</td><td class="l">{_e(methods_info.get(m, ("", []))[0])}</td>'
         f'<td class="l">{"<br>".join(_e(n) for n in methods_info.get(m, ("", []))[1]) or ""}</td></tr>'
