@@ -59,7 +59,7 @@ def test_help_explains_keras_probs_in_one_line(capsys):
             "expected one of none, scale, max, center, standardize",
         ),
         (["compare", "--model", "resnet"], "expected one of logreg, mlp, lenet, cnn, lstm, gru"),
-        (["compare", "--preset", "mnist"], "expected one of mnist-cnn, rows-lstm, tabular-logreg"),
+        (["compare", "--preset", "mnist"], "expected one of mnist-cnn, mnist-lenet, rows-lstm, input-bn, tabular-logreg"),
         (["compare", "--preset", "mnist-cnn"], "expected --data mnist:DIR"),
         (["report", "no/such/folder"], "expected the --out folder of a `normlab compare` run"),
     ],
