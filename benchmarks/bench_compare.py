@@ -244,30 +244,25 @@ def main(argv: list[str] | None = None) -> int:
 
     report["torch"] = torch.__version__
     arrays = load(args.data, args.limit)
-    report["loop"] = []
-    for name in ([] if args.no_torch_loop else args.models.split(",")):
-        data = arrays
-        if name not in ("mlp", "logreg") and args.cnn_limit and len(arrays[0]) > args.cnn_limit:
-            data = load(args.data, args.cnn_limit)
-        row = loop_overhead(name, data, args.epochs, args.batch_size, args.threads)
-        report["loop"].append(row)
-        if not args.json:
-            print(f"{name:6s} n={row['n_train']:>6} bs={row['batch_size']} threads={row['threads']}: "
-                  f"bare {row['bare_s_per_epoch']:.3f} s/epoch, normlab {row['normlab_s_per_epoch']:.3f} "
-                  f"s/epoch ({row['overhead']:+.1%})", flush=True)  # fmt: skip
-
-    report["keras_engine"] = []
-    for name in ([] if args.no_keras else args.keras_models.split(",")):
-        data = arrays
-        if name not in ("mlp", "logreg") and args.cnn_limit and len(arrays[0]) > args.cnn_limit:
-            data = load(args.data, args.cnn_limit)
-        row = keras_engine_overhead(name, data, args.epochs, args.batch_size, args.threads)
-        report["keras_engine"].append(row)
-        if not args.json:
-            print(f"{name:6s} n={row['n_train']:>6} bs={row['batch_size']} threads={row['threads']}: "
-                  f"bare model.fit {row['bare_fit_best_s']:.3f} / {row['bare_fit_median_s']:.3f} s/epoch "
-                  f"(best / median), Keras engine {row['engine_best_s']:.3f} / {row['engine_median_s']:.3f} "
-                  f"({row['overhead_best']:+.1%} / {row['overhead_median']:+.1%})", flush=True)  # fmt: skip
+    torch_line = ("bare {bare_s_per_epoch:.3f} s/epoch, normlab {normlab_s_per_epoch:.3f} s/epoch "
+                  "({overhead:+.1%})")  # fmt: skip
+    keras_line = ("bare model.fit {bare_fit_best_s:.3f} / {bare_fit_median_s:.3f} s/epoch (best / median), "
+                  "Keras engine {engine_best_s:.3f} / {engine_median_s:.3f} ({overhead_best:+.1%} / "
+                  "{overhead_median:+.1%})")  # fmt: skip
+    for key, names, measure, line in (
+        ("loop", [] if args.no_torch_loop else args.models.split(","), loop_overhead, torch_line),
+        ("keras_engine", [] if args.no_keras else args.keras_models.split(","), keras_engine_overhead, keras_line),
+    ):  # fmt: skip
+        report[key] = []
+        for name in names:
+            data = arrays
+            if name not in ("mlp", "logreg") and args.cnn_limit and len(arrays[0]) > args.cnn_limit:
+                data = load(args.data, args.cnn_limit)
+            row = measure(name, data, args.epochs, args.batch_size, args.threads)
+            report[key].append(row)
+            if not args.json:
+                print(f"{name:6s} n={row['n_train']:>6} bs={row['batch_size']} threads={row['threads']}: "
+                      + line.format(**row), flush=True)  # fmt: skip
     if args.no_sweep:
         return _finish(report, args.json)
     methods = args.methods.split(",")
