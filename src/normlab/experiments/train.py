@@ -154,7 +154,7 @@ class _EpochSums:
                 total += part
             torch.maximum(self.gmax_t, gnorm, out=self.gmax_t)
             return None
-        values = [p.item() for p in parts]
+        values = torch.stack([p.double() for p in parts]).tolist()  # one read of all five
         self.sums = [t + v for t, v in zip(self.sums, values, strict=True)]
         self.gmax = max(self.gmax, values[4])
         return values[0] / yb.shape[0], values[4]
