@@ -112,3 +112,28 @@ def test_stalled_runs_are_counted_in_summary_csv_and_explained_in_the_report(tmp
     assert float(row["final_val_acc_mean"]) == pytest.approx(0.1)  # a stalled run keeps its accuracy
     page = built["report"].read_text()
     assert "1 of 2 runs stalled (softmax saturated: 100 % ...)" in page and 'tr class="stalled"' in page
+
+
+def test_a_run_folder_written_before_the_stall_fields_gets_their_columns_and_keeps_its_epochs(tmp_path):
+    import sqlite3
+
+    from normlab.experiments.store import ResultStore
+    from normlab.experiments.train import RunResult
+
+    old = sqlite3.connect(tmp_path / "results.sqlite")
+    old.execute("CREATE TABLE epochs (run_key TEXT NOT NULL, epoch INTEGER NOT NULL, train_loss REAL, "
+                "PRIMARY KEY (run_key, epoch))")  # fmt: skip
+    old.execute("INSERT INTO epochs VALUES ('old', 1, 0.5)")
+    old.commit()
+    old.close()
+    store = ResultStore(tmp_path / "results.sqlite")
+    try:
+        record = {"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5,
+                  "seconds": 0.1, "grad_norm_mean": 1.0, "grad_norm_max": 1.0, "zero_grad_frac": 0.25,
+                  "saturated_frac": 0.5, "n_pred_classes": 3}  # fmt: skip
+        task = {"model": "mlp", "method": "none", "init_seed": 0, "order_seed": 0}
+        store.add_run("new", task, RunResult("done", [record]))
+        rows = dict(store.conn.execute("SELECT run_key, zero_grad_frac FROM epochs").fetchall())
+    finally:
+        store.close()
+    assert rows == {"old": None, "new": 0.25}
