@@ -39,8 +39,16 @@ def test_list_shows_methods_models_and_presets(capsys):
         "gru",
         "mnist-cnn",
         "tabular-logreg",
+        "keras-probs",
     ):
         assert name in text
+
+
+def test_help_explains_keras_probs_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "keras-probs: Keras 3 (torch/JAX): softmax -> renormalize -> clip [1e-7, 1-1e-7] -> -log" in text
 
 
 @pytest.mark.parametrize(
@@ -51,7 +59,7 @@ def test_list_shows_methods_models_and_presets(capsys):
             "expected one of none, scale, max, center, standardize",
         ),
         (["compare", "--model", "resnet"], "expected one of logreg, mlp, lenet, cnn, lstm, gru"),
-        (["compare", "--preset", "mnist"], "expected one of mnist-cnn, rows-lstm, tabular-logreg"),
+        (["compare", "--preset", "mnist"], "expected one of mnist-cnn, mnist-lenet, rows-lstm, input-bn, tabular-logreg"),
         (["compare", "--preset", "mnist-cnn"], "expected --data mnist:DIR"),
         (["report", "no/such/folder"], "expected the --out folder of a `normlab compare` run"),
     ],

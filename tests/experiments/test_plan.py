@@ -106,3 +106,22 @@ def test_every_count_is_checked_before_any_work(given, message):
     args = {"methods": "none", "model": "logreg", "seeds": 1, "epochs": 1, **given}
     with pytest.raises(CompareError, match=re.escape(message)):
         plan(data=object(), **args)  # a wrong count is reported before the data is opened
+
+
+def test_the_rows_lstm_preset_plans_five_inits_by_five_orders_for_a_keras_lstm_and_dense_model(shared_data):
+    mnist = shared_data / "mnist"
+    sweep = plan(f"mnist:{mnist}", preset="rows-lstm", limit=100, workers=1)
+    assert sweep.config["seeds"]["design"] == "factorial" and len(sweep.config["seeds"]["pairs"]) == 25
+    assert sweep.config["engines"] == ["keras", "keras"] and sweep.config["loss"] == "keras-probs"
+    assert len(sweep.tasks) == 25 * 2 * 3 and {t.engine for t in sweep.tasks} == {"keras"}
+    # an explicit --seeds replaces the preset's design
+    assert plan(f"mnist:{mnist}", preset="rows-lstm", limit=100, seeds=2).config["seeds"]["design"] == "paired"
+
+
+def test_the_spread_finding_names_both_models_and_the_brown_forsythe_p_value():
+    from normlab.experiments.report import spread_findings
+
+    finals = {("lstm", "scale"): [(0.80, "done"), (0.95, "done"), (0.70, "stalled"), (0.99, "done")],
+              ("mlp", "scale"): [(0.90, "done"), (0.91, "done"), (0.89, "done"), (0.90, "diverged")]}  # fmt: skip
+    (line,) = spread_findings(finals, ["mlp", "lstm"], ["scale"])
+    assert "0.1344 (std) with lstm against 0.0100 with mlp" in line and "p = 0.014; 4 and 3 runs" in line

@@ -32,6 +32,19 @@ SLOW_MODEL = textwrap.dedent("""
         return Slow(int(torch.tensor(input_shape).prod()), n_classes)
 """)
 
+SLOW_KERAS_MODEL = textwrap.dedent("""
+    import time
+    import keras
+
+    class Slow(keras.layers.Layer):
+        def call(self, x):
+            time.sleep(0.01)  # slow without using the CPU, so that the kill lands mid-epoch
+            return x
+
+    def build(input_shape, n_classes):
+        return keras.Sequential([keras.Input(input_shape), Slow(), keras.layers.Dense(n_classes)])
+""")
+
 SCRIPT = textwrap.dedent("""
     import sys
     from normlab.experiments import compare
@@ -71,9 +84,12 @@ def _tagged_processes(tag: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_sweep_then_resume_finishes_only_the_missing_runs(tmp_path):
+@pytest.mark.parametrize("engine", ["torch", "keras"])
+def test_sigkill_mid_sweep_then_resume_finishes_only_the_missing_runs(tmp_path, engine):
+    if engine == "keras":
+        pytest.importorskip("keras")
     model = tmp_path / "slow.py"
-    model.write_text(SLOW_MODEL)
+    model.write_text(SLOW_MODEL if engine == "torch" else SLOW_KERAS_MODEL)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 8)).astype(np.float32)
     np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
@@ -81,7 +97,7 @@ def test_sigkill_mid_sweep_then_resume_finishes_only_the_missing_runs(tmp_path):
     out = tmp_path / "run"
     db = out / "results.sqlite"
     tag = f"NORMLAB_TEST_TAG={uuid.uuid4().hex}"
-    env = {**os.environ, "NORMLAB_PROGRESS": "0", tag.split("=")[0]: tag.split("=")[1]}
+    env = {**os.environ, "NORMLAB_PROGRESS": "0", "KERAS_BACKEND": "torch", tag.split("=")[0]: tag.split("=")[1]}
     with subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(out), f"{model}:build", "2", data],
         env=env,

@@ -1,4 +1,4 @@
-"""The runner's cache of prepared splits: reused while the files are the same, re-read when they change.
+"""The engines' cache of prepared splits: reused while the files are the same, re-read when they change.
 
 A worker process can outlive a sweep (a Dask worker does), and a resumed sweep writes its new splits to
 the same paths in the run folder; a cache keyed by path alone would train on the old tensors.
@@ -12,14 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from normlab.experiments import runner
+from normlab.experiments import engines, runner
 from normlab.experiments.models import parse_model
 from normlab.experiments.train import TrainSettings
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(monkeypatch):
-    monkeypatch.setattr(runner, "_STATE", {})
+    monkeypatch.setattr(engines, "_STATE", {})
+
+
+def _prepared(task):
+    return engines.prepared(task["files"], torch.from_numpy, "torch:cpu")
 
 
 def _write(folder, x_train, y_train, x_val, y_val, *, bump_mtime=False) -> list[str]:
@@ -45,17 +49,17 @@ def _splits(seed: int):
 
 def test_prepared_splits_are_reused_while_the_files_are_unchanged(tmp_path):
     task = {"files": _write(tmp_path, *_splits(0))}
-    first = runner._prepared(task, torch.device("cpu"))
-    assert runner._prepared(task, torch.device("cpu")) is first
+    first = _prepared(task)
+    assert _prepared(task) is first
 
 
 def test_prepared_splits_are_read_again_when_a_file_at_the_same_path_changes(tmp_path):
     task = {"files": _write(tmp_path, *_splits(0))}
-    runner._prepared(task, torch.device("cpu"))
+    _prepared(task)
     # the same shapes, so the same file sizes: only the modification time tells the versions apart
     new = _splits(1)
     _write(tmp_path, *new, bump_mtime=True)
-    got = runner._prepared(task, torch.device("cpu"))
+    got = _prepared(task)
     for tensor, expected in zip(got, new, strict=True):
         np.testing.assert_array_equal(tensor.numpy(), expected)
 
@@ -70,7 +74,7 @@ def test_a_run_after_its_files_were_rewritten_has_the_numbers_of_a_fresh_process
     runner.run_task(task, settings, "cpu")
     _write(tmp_path, *_splits(1), bump_mtime=True)
     after = runner.run_task(task, settings, "cpu").epochs
-    runner._STATE.clear()  # what a fresh worker process starts with
+    engines.clear_prepared()  # what a fresh worker process starts with
     fresh = runner.run_task(task, settings, "cpu").epochs
 
     def numbers(epochs):

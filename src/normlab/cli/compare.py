@@ -78,6 +78,15 @@ def _optimizer_help() -> str:
     return f"with Keras' defaults (default {name}: {', '.join(shown)})"
 
 
+def _loss_help() -> str:
+    from normlab.experiments.losses import LOSSES
+
+    first = next(iter(LOSSES))
+    return "; ".join(f"{k}: {v.description}" for k, v in LOSSES.items()) + (
+        f" (default: {first} for the torch engine, keras-probs for keras)"
+    )
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from normlab.data.cli import add_dataset_arguments
 
@@ -162,6 +171,8 @@ def _add_seeds(seeds: Any) -> None:
 
 
 def _add_training(train: Any) -> None:
+    from normlab.experiments.engines import ENGINES
+    from normlab.experiments.losses import LOSSES
     from normlab.experiments.presets import DEFAULTS
     from normlab.experiments.train import OPTIMIZERS
 
@@ -174,6 +185,12 @@ def _add_training(train: Any) -> None:
     train.add_argument(
         "--lr", type=float, default=None, help="learning rate (default: the optimizer's)"
     )
+    train.add_argument("--loss", choices=list(LOSSES), default=None, help=_loss_help())
+    train.add_argument(
+        "--engine", choices=list(ENGINES), default=None,
+        help="who trains the built-in models: " + "; ".join(f"{k}: {v.description}" for k, v in ENGINES.items())
+        + f" (default {DEFAULTS['engine']}); a FILE.py:build returning a keras.Model always trains with keras",
+    )  # fmt: skip
     train.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -229,17 +246,25 @@ def _add_output(out: Any) -> None:
 
 def listing() -> str:
     from normlab.experiments import METHODS, MODELS, PRESETS
+    from normlab.experiments.engines import ENGINES
+    from normlab.experiments.losses import LOSSES
+    from normlab.experiments.presets import design
 
     lines = ["methods (join with '+' to combine, e.g. standardize+batchnorm-all):"]
     lines += [f"  {k:<16} {v}" for k, v in METHODS.items()]
     lines += ["models:"]
     lines += [f"  {k:<16} {v}" for k, v in MODELS.items()]
-    lines += ["  FILE.py:build    your build(input_shape, n_classes) -> torch.nn.Module"]
+    lines += ["  FILE.py:build    your build(input_shape, n_classes) -> torch.nn.Module or keras.Model"]
+    lines += ["engines (--engine):"]
+    lines += [f"  {k:<16} {v.description}" for k, v in ENGINES.items()]
+    lines += ["losses (--loss):"]
+    lines += [f"  {k:<16} {v.description}" for k, v in LOSSES.items()]
     lines += ["presets:"]
     for k, v in PRESETS.items():
         lines.append(f"  {k:<16} {v['help']}")
         lines.append(
-            f"  {'':<16} methods {v['methods']}; model {v['model']}; {v['seeds']} seeds × {v['epochs']} epochs"
+            f"  {'':<16} methods {v['methods']}; model {v['model']}; engine {v.get('engine', 'torch')}; "
+            f"{design(v)}"
         )
     return "\n".join(lines)
 
@@ -275,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
             init_seeds=args.init_seeds, order_seeds=args.order_seeds, seed=args.seed,
             optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
             validation_split=args.validation_split, limit=args.limit, baseline=args.baseline,
-            device=args.device, workers=args.workers, threads=args.threads,
+            device=args.device, loss=args.loss, engine=args.engine, workers=args.workers, threads=args.threads,
             scheduler=args.scheduler, out=args.out,
             data_options=data_options,
             progress=False if args.quiet else "log",  # a bar on a terminal, else a line every 30 s
@@ -297,5 +322,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{result.n_diverged} run(s) diverged (loss NaN/inf or exploding); see the report."
             )
+        if result.n_stalled:
+            print(f"{result.n_stalled} run(s) stalled (softmax saturated, zero gradient); see the report.")
         print(f"report: {result.report_path}")
     return 0

@@ -16,6 +16,8 @@ batches in the same order, so a paired test removes the run-to-run variance the 
   in which the method is better, ties counting one half.
 
 Diverged runs have no final metric: they are counted, and left out of every mean, interval and test.
+Stalled runs trained to the end: they are counted (``n_stalled``) *and* kept in every statistic, since a
+stalled run's accuracy is what the user of that setup gets.
 """
 
 from __future__ import annotations
@@ -32,9 +34,13 @@ __all__ = [
     "holm",
     "paired_tests",
     "probability_of_improvement",
+    "spread_test",
     "summarize",
     "summarize_curves",
 ]
+
+#: The statuses of runs that trained to the end (a diverged run was stopped).
+FINISHED = ("done", "stalled")
 
 METRICS = (
     "train_loss",
@@ -44,6 +50,9 @@ METRICS = (
     "grad_norm_mean",
     "grad_norm_max",
     "seconds",
+    "zero_grad_frac",
+    "saturated_frac",
+    "n_pred_classes",
 )
 
 
@@ -114,6 +123,32 @@ def paired_tests(method: Sequence[float], baseline: Sequence[float]) -> dict[str
     return out
 
 
+def spread_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Brown–Forsythe test that two samples have the same spread (Levene's test about the medians).
+
+    Returns ``std_a``, ``std_b`` (ddof 1), the statistic ``W`` and its p-value; NaN with fewer than two
+    values in a sample, and ``p = 1`` when neither sample varies.
+
+    >>> r = spread_test([0.90, 0.91, 0.89, 0.90], [0.80, 0.95, 0.70, 0.99])
+    >>> round(r["std_a"], 4), round(r["std_b"], 4), r["p"] < 0.05
+    (0.0082, 0.1344, True)
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    out = {"std_a": _mean_std(x)[1], "std_b": _mean_std(y)[1], "W": math.nan, "p": math.nan}
+    if x.size < 2 or y.size < 2:
+        return out
+    if np.all(x == x[0]) and np.all(y == y[0]):
+        out["W"], out["p"] = 0.0, 1.0
+        return out
+    from scipy import stats
+
+    r = stats.levene(x, y, center="median")
+    out["W"], out["p"] = float(r.statistic), float(r.pvalue)
+    return out
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values (NaN entries stay NaN and do not count in the family).
 
@@ -180,14 +215,17 @@ def summarize(
         per_run.setdefault(_key(e), []).append(e)
     final: dict[tuple[str, str], dict[tuple[int, int], dict[str, float]]] = {}
     diverged: dict[tuple[str, str], int] = {}
+    stalled: dict[tuple[str, str], int] = {}
     secs: dict[tuple[str, str], list[float]] = {}
     for r in runs:
         group = (r["model"], r["method"])
         eps = sorted(per_run.get(_key(r), []), key=lambda e: e["epoch"])
         secs.setdefault(group, []).extend(e["seconds"] for e in eps if e["seconds"] is not None)
-        if r["status"] != "done" or not eps:
+        if r["status"] == "diverged" or not eps:
             diverged[group] = diverged.get(group, 0) + 1
             continue
+        if r["status"] == "stalled":
+            stalled[group] = stalled.get(group, 0) + 1
         va = [_f(e["val_acc"]) for e in eps]
         vl = [_f(e["val_loss"]) for e in eps]
         final.setdefault(group, {})[(r["init_seed"], r["order_seed"])] = {
@@ -212,6 +250,7 @@ def summarize(
                 "method": method,
                 "n_runs": len(res) + n_div,
                 "n_diverged": n_div,
+                "n_stalled": stalled.get(group, 0),
             }
             for name in (
                 "final_val_acc",
@@ -261,9 +300,10 @@ def summarize_curves(
 ) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     """Per (model, method) and metric: ``epoch``, ``<metric>_mean``, ``<metric>_std`` and ``n`` arrays.
 
-    Only runs that finished (not diverged) contribute, each epoch averaged over the runs that reached it.
+    Only runs that trained to the end (done or stalled, not diverged) contribute, each epoch averaged over
+    the runs that reached it.
     """
-    done = {_key(r) for r in runs if r["status"] == "done"}
+    done = {_key(r) for r in runs if r["status"] in FINISHED}
     groups: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for e in epochs:
         if _key(e) in done:
@@ -278,7 +318,7 @@ def summarize_curves(
         for m in METRICS:
             means, stds = [], []
             for k in ep:
-                v = np.array([_f(r[m]) for r in by_epoch[k]], dtype=np.float64)
+                v = np.array([_f(r.get(m)) for r in by_epoch[k]], dtype=np.float64)
                 v = v[np.isfinite(v)]
                 mean, std = _mean_std(v)
                 means.append(mean)

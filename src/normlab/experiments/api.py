@@ -52,6 +52,10 @@ class ComparisonResult:
     def n_diverged(self) -> int:
         return int(sum(r["n_diverged"] for r in self.summary))
 
+    @property
+    def n_stalled(self) -> int:
+        return int(sum(r["n_stalled"] for r in self.summary))
+
     def table(self) -> str:
         """The summary as a plain-text table."""
         return format_table(self.summary)
@@ -59,7 +63,7 @@ class ComparisonResult:
     def __repr__(self) -> str:
         return (
             f"ComparisonResult(rundir={str(self.rundir)!r}, runs={self.n_finished}/{self.n_planned}, "
-            f"ran={len(self.ran)}, diverged={self.n_diverged})"
+            f"ran={len(self.ran)}, diverged={self.n_diverged}, stalled={self.n_stalled})"
         )
 
 
@@ -81,6 +85,8 @@ def compare(
     limit: int | None = None,
     baseline: str | None = None,
     device: str = "auto",
+    loss: str | None = None,
+    engine: str | None = None,
     workers: int | None = None,
     threads: int | None = None,
     scheduler: Any = None,
@@ -108,7 +114,9 @@ def compare(
         --list``), each alone or combined with ``+``, such as ``"standardize+batchnorm-all"``.
     model : str or list of str
         A name of :data:`normlab.experiments.MODELS`, or ``path/to/file.py:build`` where
-        ``build(input_shape, n_classes)`` returns a ``torch.nn.Module``; several are compared side by side.
+        ``build(input_shape, n_classes)`` returns a ``torch.nn.Module`` (``input_shape`` channels-first
+        for images) or a ``keras.Model``, compiled or not (``input_shape`` channels-last); several are
+        compared side by side.
     preset : str, optional
         Start from the settings of a preset of :data:`normlab.experiments.PRESETS`; explicit arguments
         override them.
@@ -133,6 +141,17 @@ def compare(
         The method the others are tested against (default: the first).
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` uses a CUDA GPU when PyTorch sees one.
+    loss : {"logits", "keras-probs"}, optional
+        The loss of training and evaluation (:data:`normlab.experiments.losses.LOSSES`): ``"logits"``
+        (default) is cross-entropy on the logits; ``"keras-probs"`` is what Keras 3 on the torch and JAX
+        backends computes for a softmax output (softmax, renormalized, clipped to [1e-7, 1 - 1e-7],
+        ``-log``), whose gradient is zero outside the clip: runs can *stall*. Default: the engine's
+        (``logits`` for torch, ``keras-probs`` for keras).
+    engine : {"torch", "keras"}, optional
+        Who trains the built-in models (:data:`normlab.experiments.engines.ENGINES`): the bench's PyTorch
+        loop (default), or Keras' own ``model.fit`` on the PyTorch backend, the models written as Keras
+        ``Sequential`` with a softmax output and ``categorical_crossentropy``. A ``model`` file whose
+        builder returns a ``keras.Model`` always trains with Keras.
     workers : int, optional
         Worker processes (default: one per CPU core; up to 4 sharing a GPU; at most 4 per core). ``1``
         trains in this process. Workers never import your script again, so a plain script without
@@ -175,7 +194,7 @@ def compare(
         data, methods=methods, model=model, preset=preset, seeds=seeds, init_seeds=init_seeds,
         order_seeds=order_seeds, seed=seed, optimizer=optimizer, lr=lr, batch_size=batch_size,
         epochs=epochs, validation_split=validation_split, limit=limit, baseline=baseline,
-        device=device, workers=workers, threads=threads, scheduler=scheduler, out=out,
+        device=device, loss=loss, engine=engine, workers=workers, threads=threads, scheduler=scheduler, out=out,
         data_options=data_options,
     )  # fmt: skip
     with open_store(sweep.rundir, sweep.config, sweep.config_hash) as store:

@@ -80,6 +80,10 @@ def _record_session(sweep: Sweep, store: ResultStore, planned: int, workers: int
         "config_hash": sweep.config_hash,
         "platform": platform.platform(),
     }
+    if any(t.engine == "keras" for t in sweep.tasks):
+        from normlab.experiments.keras_models import import_keras
+
+        run_settings["versions"]["keras"] = import_keras().__version__
     store.set_meta("settings", json.dumps(run_settings, sort_keys=True))
     for spec in sweep.methods:
         fitted = sweep.fitted[spec.name]

@@ -220,7 +220,7 @@ def build_model(
                 )
             kwargs["batchnorm"] = True
         core = builder(in_shape, n_classes, **kwargs)
-        if not isinstance(core, nn.Module):
+        if not isinstance(core, nn.Module) or type(core).__module__.startswith("keras"):
             raise CompareError(
                 f"--model {spec.name}: {spec.function}() returned {type(core).__name__}; expected a "
                 "torch.nn.Module whose forward maps (n, *input_shape) to (n, n_classes) logits."

@@ -27,10 +27,12 @@ from normlab.experiments._common import (
     check_positive_int,
     check_positive_number,
 )
-from normlab.experiments._usercode import user_code, user_frames
+from normlab.experiments.engines import get_engine
+from normlab.experiments.keras_models import is_keras_model
+from normlab.experiments.losses import get_loss
 from normlab.experiments.methods import FittedMethod, MethodSpec, parse_methods
-from normlab.experiments.models import ModelSpec, build_model, parse_model, to_model_input
-from normlab.experiments.presets import resolve_preset
+from normlab.experiments.models import ModelSpec, model_input_shape, parse_model
+from normlab.experiments.presets import DEFAULTS, resolve_preset
 from normlab.experiments.splits import SweepData, load_data
 from normlab.experiments.train import OPTIMIZERS, TrainSettings
 
@@ -82,6 +84,8 @@ class Task:
         The layers the method adds to the model.
     files : tuple of str
         The preprocessed splits ``(x_train, y_train, x_val, y_val)`` as ``.npy`` files (absolute paths).
+    engine : str
+        Who trains it (:data:`normlab.experiments.engines.ENGINES`).
     """
 
     model: str
@@ -94,6 +98,7 @@ class Task:
     batchnorm_input: bool
     batchnorm_all: bool
     files: tuple[str, ...]
+    engine: str = "torch"
 
     @property
     def key(self) -> str:
@@ -107,7 +112,7 @@ class Task:
             "init_seed": self.init_seed, "order_seed": self.order_seed, "model_spec": self.model_spec,
             "files": list(self.files), "sample_shape": list(self.sample_shape),
             "n_classes": self.n_classes, "batchnorm_input": self.batchnorm_input,
-            "batchnorm_all": self.batchnorm_all,
+            "batchnorm_all": self.batchnorm_all, "engine": self.engine,
         }  # fmt: skip
 
     @classmethod
@@ -118,7 +123,7 @@ class Task:
             order_seed=int(task["order_seed"]), model_spec=task["model_spec"],
             sample_shape=tuple(task["sample_shape"]), n_classes=int(task["n_classes"]),
             batchnorm_input=bool(task["batchnorm_input"]), batchnorm_all=bool(task["batchnorm_all"]),
-            files=tuple(str(f) for f in task["files"]),
+            files=tuple(str(f) for f in task["files"]), engine=str(task.get("engine", "torch")),
         )  # fmt: skip
 
 
@@ -183,14 +188,20 @@ def plan(
     seeds: int | None = None, init_seeds: int | None = None, order_seeds: int | None = None,
     seed: int = 0, optimizer: str | None = None, lr: float | None = None,
     batch_size: int | None = None, epochs: int | None = None, validation_split: float | None = None,
-    limit: int | None = None, baseline: str | None = None, device: str = "auto",
+    limit: int | None = None, baseline: str | None = None, device: str = "auto", loss: str | None = None,
+    engine: str | None = None,
     workers: int | None = None, threads: int | None = None, scheduler: Any = None,
     out: str | Path | None = None, data_options: dict[str, Any] | None = None,
 ) -> Sweep:  # fmt: skip
     """Check the arguments of :func:`normlab.compare`, open the data, fit the methods and list the runs."""
     given = {"data": data, "methods": methods, "model": model, "seeds": seeds, "optimizer": optimizer,
-             "batch_size": batch_size, "epochs": epochs, "validation_split": validation_split, "lr": lr}  # fmt: skip
+             "batch_size": batch_size, "epochs": epochs, "validation_split": validation_split, "lr": lr,
+             "loss": loss, "engine": engine, "init_seeds": init_seeds, "order_seeds": order_seeds}  # fmt: skip
+    if seeds is not None:  # the user's design replaces a preset's
+        given["init_seeds"] = given["order_seeds"] = None
     values = resolve_preset(preset, given)
+    if seeds is None and init_seeds is None and order_seeds is None:
+        init_seeds, order_seeds = values.get("init_seeds"), values.get("order_seeds")
     if (init_seeds is not None or order_seeds is not None) and seeds is not None:
         raise CompareError(
             "seeds= together with init_seeds=/order_seeds=; expected one design: seeds=N (paired replicates) "
@@ -209,7 +220,7 @@ def plan(
     sweep_data = load_data(values["data"], validation_split=values.get("validation_split"),
                            limit=limit, options=dict(data_options or {}))  # fmt: skip
     fitted = {m.name: m.fit(sweep_data.arrays[0]) for m in method_specs}
-    _check_models(model_specs, method_specs, sweep_data)
+    engines = _check_models(model_specs, method_specs, sweep_data, settings, str(values["engine"]))
     config = {
         "data": sweep_data.identity,
         "models": [m.name for m in model_specs],
@@ -222,9 +233,14 @@ def plan(
         "epochs": settings.epochs,
         "explode_factor": settings.explode_factor,
     }
+    # only when not the defaults: the run folders written before these existed keep resuming
+    if settings.loss != TrainSettings.loss:
+        config["loss"] = settings.loss
+    if set(engines.values()) != {"torch"}:
+        config["engines"] = [engines[m.name] for m in model_specs]
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     rundir = Path(out) if out is not None else _default_out(config, config_hash)
-    tasks = _tasks(seed_info["pairs"], model_specs, method_specs, sweep_data, cache_folder(rundir))
+    tasks = _tasks(seed_info["pairs"], model_specs, method_specs, sweep_data, cache_folder(rundir), engines)
     return Sweep(
         data=sweep_data, models=model_specs, methods=method_specs, fitted=fitted, settings=settings,
         baseline=baseline, device=dev, preset=preset, workers=workers, threads=threads,
@@ -261,7 +277,10 @@ def _settings(values: dict[str, Any]) -> TrainSettings:
     epochs = check_positive_int("epochs", values["epochs"], 32)
     if values.get("lr") is not None:
         check_positive_number("lr", values["lr"], "0.001", noun="learning rate")
-    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs)
+    engine = get_engine(str(values.get("engine") or DEFAULTS["engine"]))
+    values["engine"] = engine.name
+    loss = get_loss(str(values.get("loss") or engine.default_loss)).name
+    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs, loss=loss)
 
 
 def seed_design(
@@ -343,34 +362,43 @@ def _resolve_device(device: str) -> str:
 
 
 def _check_models(
-    models: tuple[ModelSpec, ...], methods: tuple[MethodSpec, ...], data: SweepData
-) -> None:
-    """Build every (model, BatchNorm variant) once and run two samples through it: fail before the sweep."""
+    models: tuple[ModelSpec, ...], methods: tuple[MethodSpec, ...], data: SweepData,
+    settings: TrainSettings, engine: str,
+) -> dict[str, str]:  # fmt: skip
+    """Each model's engine; every (model, BatchNorm variant) built once on two samples: fail before the sweep.
+
+    Built-in models train with ``engine``; a user's builder with the engine of the model it returns.
+    """
+    probe = np.asarray(data.arrays[0][:2], dtype=np.float32)
+    variants = {(m.batchnorm_input, m.batchnorm_all) for m in methods}
+    engines = {}
+    for spec in models:
+        engines[spec.name] = engine if spec.builtin else _builder_engine(spec, data)
+        check = get_engine(engines[spec.name]).check
+        for bn_in, bn_all in sorted(variants):
+            check(spec, data.sample_shape, data.n_classes, bn_in, bn_all, settings, probe)
+    return engines
+
+
+def _builder_engine(spec: ModelSpec, data: SweepData) -> str:
+    """``"keras"`` when the user's builder returns a ``keras.Model``, else ``"torch"``.
+
+    It is called with the torch layout's shape (channels-first images) and, if that fails or gives no
+    torch module, with the data's own (channels-last, what a Keras model reads).
+    """
     import torch
 
-    probe = torch.from_numpy(to_model_input(np.asarray(data.arrays[0][:2], dtype=np.float32)))
-    n_classes = data.n_classes
-    variants = {(m.batchnorm_input, m.batchnorm_all) for m in methods}
-    for spec in models:
-        for bn_in, bn_all in sorted(variants):
-            with user_code(spec, f"{spec.function}(input_shape, n_classes)"):
-                model = build_model(
-                    spec, data.sample_shape, n_classes, batchnorm_input=bn_in, batchnorm_all=bn_all
-                )
-            model.train()
-            try:
-                with torch.no_grad():
-                    out = model(probe)
-            except Exception as e:
-                raise CompareError(
-                    f"model {spec.name} failed on a batch of shape {tuple(probe.shape)}: {type(e).__name__}: {e}"
-                    f"\n{user_frames(e, spec.path)}".rstrip()
-                ) from e
-            if tuple(out.shape) != (probe.shape[0], n_classes):
-                raise CompareError(
-                    f"model {spec.name} returned shape {tuple(out.shape)} for a batch of {probe.shape[0]}; "
-                    f"expected ({probe.shape[0]}, {n_classes}) class logits (no softmax: the loss applies it)."
-                )
+    builder = spec.load_builder()
+    for shape in dict.fromkeys((model_input_shape(data.sample_shape), tuple(data.sample_shape))):
+        try:
+            model = builder(shape, data.n_classes)
+        except Exception:
+            continue
+        if is_keras_model(model):  # first: on Keras' torch backend a keras.Model is a torch module too
+            return "keras"
+        if isinstance(model, torch.nn.Module):
+            return "torch"
+    return "torch"  # the torch engine's check reports what the builder does wrong
 
 
 def _default_out(config: dict[str, Any], config_hash: str) -> Path:
@@ -387,6 +415,7 @@ def _tasks(
     methods: tuple[MethodSpec, ...],
     data: SweepData,
     cache: Path,
+    engines: dict[str, str],
 ) -> tuple[Task, ...]:
     return tuple(
         Task(
@@ -400,6 +429,7 @@ def _tasks(
             batchnorm_input=m.batchnorm_input,
             batchnorm_all=m.batchnorm_all,
             files=prepared_files(cache, index),
+            engine=engines[ms.name],
         )
         for i, o in pairs
         for ms in models

@@ -1,9 +1,11 @@
 """The report's figures (matplotlib's Agg canvas: no display, no pyplot state).
 
-* ``curves.png``: one panel per metric (loss, accuracy, gradient norm), one row per model; train
-  (dashed) and validation (solid) for every method, mean ± std over seeds as error bars.
+* ``curves.png``: one panel per metric (loss, accuracy, gradient norm, share of training samples with
+  zero gradient), one row per model; train (dashed) and validation (solid) for every method, mean ± std
+  over seeds as error bars; every stalled run drawn on its own, in ``STALL_COLOR`` (dotted, crosses).
 * ``final.png``: the final validation accuracy of every run as a dot, per method; the mean as a bar and
-  its 95 % bootstrap interval as a line; diverged runs as red crosses at the bottom.
+  its 95 % bootstrap interval as a line; stalled runs as ``STALL_COLOR`` squares (they count in the
+  mean); diverged runs as red crosses at the bottom.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import numpy as np
 
 from normlab._files import atomic_path
 
-__all__ = ["plot_curves", "plot_final"]
+__all__ = ["STALL_COLOR", "plot_curves", "plot_final"]
+
+#: The colour of stalled runs in every figure (no method gets it: methods use the tab10 colours).
+STALL_COLOR = "black"
 
 
 def _pyplot() -> Any:
@@ -52,16 +57,23 @@ def plot_curves(
     path: Path,
     *,
     title: str = "",
+    stalled: dict[tuple[str, str], list[dict[str, np.ndarray]]] | None = None,
 ) -> Path:
-    """Draw learning curves (mean ± std over seeds) and save them to ``path``."""
+    """Draw learning curves (mean ± std over seeds) and save them to ``path``.
+
+    ``stalled[(model, method)]`` lists the epoch arrays (``epoch`` and every metric) of each stalled run,
+    drawn one by one over the means.
+    """
     figure_cls = _pyplot()
     colors = _colors(methods)
     panels = [
-        ("loss", "cross-entropy loss"),
+        ("loss", "loss"),
         ("acc", "accuracy"),
         ("grad_norm_mean", "gradient norm (mean per step)"),
+        ("zero_grad_frac", "training samples with zero gradient"),
     ]
-    fig = figure_cls(figsize=(16, 4.4 * len(models) + 0.6), dpi=100, layout="constrained")
+    single = ("grad_norm_mean", "zero_grad_frac")  # one series (no train/val pair)
+    fig = figure_cls(figsize=(20, 4.4 * len(models) + 0.6), dpi=100, layout="constrained")
     axes = fig.subplots(len(models), len(panels), squeeze=False)
     n_methods = max(1, len(methods))
     for row, model in enumerate(models):
@@ -76,14 +88,14 @@ def plot_curves(
                 ep = c["epoch"] + shift
                 series = (
                     [("val", "-", "o")]
-                    if metric == "grad_norm_mean"
+                    if metric in single
                     else [("train", "--", None), ("val", "-", "o")]
                 )
                 for split, style, marker in series:
-                    key = metric if metric == "grad_norm_mean" else f"{split}_{metric}"
+                    key = metric if metric in single else f"{split}_{metric}"
                     mean, std = c[f"{key}_mean"], c[f"{key}_std"]
                     drawn.append(mean)
-                    name = method if metric == "grad_norm_mean" else f"{method} ({split})"
+                    name = method if metric in single else f"{method} ({split})"
                     ax.errorbar(
                         ep,
                         mean,
@@ -97,6 +109,8 @@ def plot_curves(
                         elinewidth=0.9,
                         label=name,
                     )
+            key = metric if metric in single else f"val_{metric}"
+            _draw_stalled(ax, [r for m in methods for r in (stalled or {}).get((model, m), [])], key)
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             if metric in ("loss", "grad_norm_mean") and _wide_range(drawn):
@@ -116,6 +130,13 @@ def plot_curves(
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
     return path
+
+
+def _draw_stalled(ax: Any, runs: list[dict[str, np.ndarray]], key: str) -> None:
+    """Every stalled run's ``key`` per epoch, in ``STALL_COLOR``; one legend entry for all of them."""
+    for i, run in enumerate(runs):
+        ax.plot(run["epoch"], run[key], color=STALL_COLOR, linestyle=":", marker="x", markersize=4,
+                linewidth=1.0, label=f"stalled runs ({len(runs)})" if i == 0 else None)  # fmt: skip
 
 
 def plot_final(
@@ -144,7 +165,7 @@ def plot_final(
             v
             for m in methods
             for v, s in finals.get((model, m), [])
-            if s == "done" and math.isfinite(v)
+            if s in ("done", "stalled") and math.isfinite(v)
         ]
         # diverged runs are drawn as crosses below every finished run (at 0 when none finished)
         if done_values:
@@ -156,7 +177,8 @@ def plot_final(
         for i, method in enumerate(methods):
             pts = finals.get((model, method), [])
             ok = [v for v, s in pts if s == "done" and math.isfinite(v)]
-            bad = [v for v, s in pts if not (s == "done" and math.isfinite(v))]
+            stuck = [v for v, s in pts if s == "stalled" and math.isfinite(v)]
+            bad = [v for v, s in pts if not (s in ("done", "stalled") and math.isfinite(v))]
             jitter = np.linspace(-0.12, 0.12, len(ok)) if len(ok) > 1 else np.zeros(len(ok))
             ax.scatter(
                 i + jitter,
@@ -167,6 +189,11 @@ def plot_final(
                 linewidth=0.5,
                 zorder=3,
             )
+            if stuck:
+                ax.scatter(i + np.linspace(-0.1, 0.1, len(stuck)) if len(stuck) > 1 else [i], stuck,
+                           marker="s", s=30, color=STALL_COLOR, zorder=3)  # fmt: skip
+                ax.annotate(f"{len(stuck)} stalled", (i, min(stuck)), textcoords="offset points",
+                            xytext=(0, -12), ha="center", fontsize=8, color=STALL_COLOR)  # fmt: skip
             if bad:
                 ax.scatter(
                     i + np.linspace(-0.1, 0.1, len(bad)) if len(bad) > 1 else [i],

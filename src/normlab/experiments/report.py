@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from normlab._files import atomic_write_text
-from normlab.experiments.aggregate import summarize, summarize_curves
+from normlab.experiments.aggregate import spread_test, summarize, summarize_curves
 from normlab.experiments.plots import plot_curves, plot_final
 from normlab.experiments.store import ResultStore
 from normlab.experiments.train import EPOCH_FIELDS
@@ -27,7 +29,7 @@ from normlab.experiments.train import EPOCH_FIELDS
 __all__ = ["SUMMARY_COLUMNS", "build_report", "format_table"]
 
 SUMMARY_COLUMNS = (
-    "model", "method", "n_runs", "n_diverged",
+    "model", "method", "n_runs", "n_diverged", "n_stalled",
     "final_val_acc_mean", "final_val_acc_std", "ci_low", "ci_high",
     "best_val_acc_mean", "best_val_acc_std",
     "final_val_loss_mean", "final_val_loss_std", "best_val_loss_mean", "best_val_loss_std",
@@ -75,6 +77,7 @@ def table_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str
         "method",
         "runs",
         "diverged",
+        "stalled",
         "final val acc",
         "95% CI",
         "best val acc",
@@ -95,6 +98,7 @@ def table_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str
                 r["method"] + (" (baseline)" if is_base else ""),
                 str(r["n_runs"]),
                 str(r["n_diverged"]),
+                str(r["n_stalled"]),
                 _pm(r["final_val_acc_mean"], r["final_val_acc_std"]),
                 ci,
                 _pm(r["best_val_acc_mean"], r["best_val_acc_std"]),
@@ -177,7 +181,8 @@ def build_report(
     atomic_write_text(rundir / "config.json", json.dumps(full, indent=2, sort_keys=True) + "\n")
 
     title = f"{config['data']['name']}: {', '.join(models)}"
-    plot_curves(curves, models, methods, rundir / "curves.png", title=title)
+    plot_curves(curves, models, methods, rundir / "curves.png", title=title,
+                stalled=stalled_curves(runs, epochs))  # fmt: skip
     finals: dict[tuple[str, str], list[tuple[float, str]]] = {}
     by_run = {}
     for e in epochs:
@@ -190,9 +195,28 @@ def build_report(
         finals.setdefault((r["model"], r["method"]), []).append((v, r["status"]))
     plot_final(rows, finals, models, methods, rundir / "final.png", title=title)
 
-    page = _html(config, settings, rows, runs, store.methods(), rundir, n_planned, baseline)
+    extra = [*_stall_findings(runs), *spread_findings(finals, models, methods)]
+    page = _html(config, settings, rows, runs, store.methods(), rundir, n_planned, baseline, extra)
     atomic_write_text(rundir / "report.html", page)
     return built
+
+
+def stalled_curves(
+    runs: Sequence[dict[str, Any]], epochs: Sequence[dict[str, Any]]
+) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
+    """Per (model, method): the per-epoch arrays of each stalled run (for :func:`plot_curves`)."""
+    keys = {(r["model"], r["method"], r["init_seed"], r["order_seed"]) for r in runs if r["status"] == "stalled"}
+    per_run: dict[tuple[str, str, int, int], list[dict[str, Any]]] = {}
+    for e in epochs:
+        k = (e["model"], e["method"], e["init_seed"], e["order_seed"])
+        if k in keys:
+            per_run.setdefault(k, []).append(e)
+    out: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
+    for k, eps in sorted(per_run.items()):
+        arrays = {f: np.array([math.nan if e[f] is None else e[f] for e in eps], dtype=np.float64)
+                  for f in ("epoch", *EPOCH_FIELDS)}  # fmt: skip
+        out.setdefault(k[:2], []).append(arrays)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,6 +233,7 @@ td{white-space:nowrap}td.l{white-space:normal}
 th{background:#f3f4f6}td.l,th.l{text-align:left}tr.base td{background:#f8fafc}
 img{max-width:100%;height:auto;border:1px solid #eee}.warn{color:#a40000}.note{color:#555;font-size:.9rem}
 code{background:#f3f4f6;padding:0 .25rem;border-radius:3px}ul.find li{margin:.25rem 0}
+.stall{color:#000;background:#fde68a}tr.stalled td{background:#fde68a}tr.diverged td{background:#fee2e2}
 """
 
 
@@ -219,6 +244,44 @@ def _e(v: Any) -> str:
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _stall_findings(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """One sentence per (model, method) with stalled runs: how many, and what happened, in words."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        if r["status"] == "stalled":
+            groups.setdefault((r["model"], r["method"]), []).append(r)
+    total = {}
+    for r in runs:
+        total[(r["model"], r["method"])] = total.get((r["model"], r["method"]), 0) + 1
+    return [
+        f'<span class="stall">{_e(model)} / {_e(method)}: {len(rs)} of {total[(model, method)]} runs '
+        f"stalled ({_e(rs[0]['reason'])}). A stalled run trained to the end but stopped learning: its "
+        "softmax saturated, so the loss gave (almost) every sample exactly zero gradient and the weights "
+        "stopped moving; it counts in the statistics with the accuracy it ended at.</span>"
+        for (model, method), rs in groups.items()
+    ]
+
+
+def spread_findings(
+    finals: dict[tuple[str, str], list[tuple[float, str]]], models: Sequence[str], methods: Sequence[str]
+) -> list[str]:
+    """Per method, whether each model's final accuracies spread more than the first model's (Brown–Forsythe)."""
+    out = []
+    for method in methods:
+        ref = [v for v, s in finals.get((models[0], method), []) if s != "diverged"]
+        for model in models[1:]:
+            other = [v for v, s in finals.get((model, method), []) if s != "diverged"]
+            r = spread_test(other, ref)
+            if math.isnan(r["p"]):
+                continue
+            out.append(
+                f"{_e(method)}: the spread of final validation accuracy over runs is {_fmt(r['std_a'])} (std) "
+                f"with {_e(model)} against {_fmt(r['std_b'])} with {_e(models[0])} (Brown–Forsythe test of "
+                f"equal spread, W = {_fmt(r['W'], 3)}, p = {_p(r['p'])}; {len(other)} and {len(ref)} runs)."
+            )
+    return out
 
 
 def _findings(rows: Sequence[dict[str, Any]], baseline: str) -> list[str]:
@@ -270,6 +333,7 @@ def _html(
     rundir: Path,
     n_planned: int,
     baseline: str,
+    extra: Sequence[str] = (),
 ) -> str:
     data = config["data"]
     header, body = table_rows(rows)
@@ -290,7 +354,7 @@ def _html(
         if missing > 0
         else ""
     )
-    findings = "".join(f"<li>{f}</li>" for f in _findings(rows, baseline))
+    findings = "".join(f"<li>{f}</li>" for f in [*_findings(rows, baseline), *extra])
     method_rows = "".join(
         f'<tr><td class="l">{_e(m)}</td><td class="l">{_e(methods_info.get(m, ("", []))[0])}</td>'
         f'<td class="l">{"<br>".join(_e(n) for n in methods_info.get(m, ("", []))[1]) or ""}</td></tr>'
@@ -323,7 +387,7 @@ def _html(
         for k, v in setting_items.items()
     )
     run_rows = "".join(
-        f'<tr><td class="l">{_e(r["model"])}</td><td class="l">{_e(r["method"])}</td><td>{r["init_seed"]}</td>'
+        f'<tr class="{_e(r["status"])}"><td class="l">{_e(r["model"])}</td><td class="l">{_e(r["method"])}</td><td>{r["init_seed"]}</td>'
         f'<td>{r["order_seed"]}</td><td class="l">{_e(r["status"])}</td><td>{r["epochs_done"]}</td>'
         f'<td>{r["seconds"]:.1f}</td><td class="l">{_e(r["reason"])}</td></tr>'
         for r in runs
@@ -342,7 +406,8 @@ statistics fitted on the training split only. {len(runs)} of {n_planned} runs fi
 <ul class="find">{findings}</ul>
 <h2>Summary</h2>
 <table><thead><tr>{thead}</tr></thead><tbody>{tbody}</tbody></table>
-<p class="note">Final and best validation metrics as mean ± std over seeds (diverged runs left out and counted).
+<p class="note">Final and best validation metrics as mean ± std over seeds (diverged runs left out and counted;
+stalled runs, which trained to the end without learning, counted and kept, and drawn in black in the figures).
 95% CI: percentile bootstrap of the mean final validation accuracy. Δ, the paired t-test and the Wilcoxon
 signed-rank test compare each method with the baseline <code>{_e(baseline)}</code> run by run (same init and
 order seeds), Holm-corrected over the methods of each model. P(improve): the share of (method run, baseline

@@ -22,47 +22,17 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from normlab.experiments._common import CompareError, run_failed
 from normlab.experiments._usercode import error_trace
-from normlab.experiments.models import build_model
+from normlab.experiments.engines import clear_prepared, get_engine
 from normlab.experiments.plan import Task
-from normlab.experiments.train import RunResult, TrainSettings, train_run
+from normlab.experiments.train import RunResult, TrainSettings
 
 __all__ = ["default_workers", "execute_tasks", "run_task", "threads_per_worker"]
-
-_STATE: dict[str, Any] = {}
-
 
 # --------------------------------------------------------------------------------------------------
 # Inside a worker (or in-process)
 # --------------------------------------------------------------------------------------------------
-
-
-def _file_version(path: str) -> tuple[str, int, int]:
-    """``(path, size, mtime_ns)``: a file's path and the version of its contents."""
-    st = os.stat(path)
-    return str(path), int(st.st_size), int(st.st_mtime_ns)
-
-
-def _prepared(task: dict[str, Any], device: Any) -> tuple[Any, ...]:
-    """The preprocessed splits ``task["files"]`` as tensors on ``device`` (kept for the next run of them).
-
-    The cache is keyed by each file's path, size and modification time: a worker process can outlive a
-    sweep (a Dask worker does), and a resumed sweep writes new splits to the same paths.
-    """
-    import torch
-
-    files = task["files"]
-    key = (tuple(_file_version(f) for f in files), str(device))
-    cached = _STATE.get("prepared")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    _STATE.pop("prepared", None)  # free the previous method's tensors first
-    tensors = tuple(torch.from_numpy(np.load(f)).to(device) for f in files)
-    _STATE["prepared"] = (key, tensors)
-    return tensors
 
 
 def run_task(
@@ -72,27 +42,13 @@ def run_task(
     *,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RunResult:
-    """Run one task: prepare data, build the model under its init seed, train under its order seed.
+    """Run one task with its engine: prepare data, build the model under its init seed, train.
 
-    ``task`` is the plain-dict form of a :class:`~normlab.experiments.plan.Task` (:meth:`Task.to_dict`).
+    ``task`` is the plain-dict form of a :class:`~normlab.experiments.plan.Task` (:meth:`Task.to_dict`);
+    its ``engine`` (:data:`normlab.experiments.engines.ENGINES`) trains it.
     """
-    import torch
-
     run = Task.from_dict(task)
-    dev = torch.device(device)
-    data = _prepared(task, dev)
-    t0 = time.perf_counter()
-    torch.manual_seed(run.init_seed)  # weights are drawn on the CPU: the same on every device
-    model = build_model(
-        run.model_spec,
-        run.sample_shape,
-        run.n_classes,
-        batchnorm_input=run.batchnorm_input,
-        batchnorm_all=run.batchnorm_all,
-    ).to(dev)
-    result = train_run(model, data, settings, run.order_seed, on_epoch=on_epoch)
-    result.seconds = time.perf_counter() - t0
-    return result
+    return get_engine(run.engine).run(run.to_dict(), settings, device, on_epoch=on_epoch)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -271,7 +227,7 @@ def _execute_inline(
             on_result(task, result)
     finally:
         torch.set_num_threads(old_threads)
-        _STATE.clear()
+        clear_prepared()
 
 
 def default_workers(n_tasks: int, device: str, cores: int) -> int:

@@ -76,6 +76,11 @@ class ResultStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(_SCHEMA)
+        # a folder written before a per-epoch field existed gets its column (empty for its old epochs)
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(epochs)")}
+        for name in EPOCH_FIELDS:
+            if name not in have:
+                self.conn.execute(f"ALTER TABLE epochs ADD COLUMN {name} REAL")
         self.session: int | None = None
 
     # ---- configuration --------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""The Keras engine: a user's keras.Model (compiled or not) and the built-ins trained by Keras' model.fit."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+pytest.importorskip("keras")
+pytest.importorskip("torch")
+
+from normlab.cli.main import main
+from normlab.experiments import compare
+from normlab.experiments.store import open_store
+
+UNCOMPILED = textwrap.dedent("""
+    import keras
+
+    def build(input_shape, n_classes, batchnorm=False):
+        layers = [keras.Input(input_shape), keras.layers.Dense(32)]
+        if batchnorm:
+            layers.append(keras.layers.BatchNormalization())
+        return keras.Sequential(layers + [keras.layers.Activation("relu"),
+                                          keras.layers.Dense(n_classes, activation="softmax")])
+""")
+
+# the user's optimizer is kept: a learning rate of 0 never moves the weights
+COMPILED = textwrap.dedent("""
+    import keras
+
+    def build(input_shape, n_classes):
+        model = keras.Sequential([keras.Input(input_shape), keras.layers.Dense(n_classes)])
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+""")
+
+KEEP = ("train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_max", "zero_grad_frac",
+        "saturated_frac", "n_pred_classes")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def builders(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keras_models")
+    (folder / "uncompiled.py").write_text(UNCOMPILED)
+    (folder / "compiled.py").write_text(COMPILED)
+    return folder
+
+
+def _epochs(rundir):
+    with open_store(rundir) as store:
+        return [{k: e[k] for k in ("model", "method", "init_seed", "epoch", *KEEP)} for e in store.epochs()]
+
+
+def _sweep(builders, out, tiny_digits, methods="none,standardize,batchnorm-input,batchnorm-all"):
+    return compare(tiny_digits(1000), methods=methods, model=f"{builders / 'uncompiled.py'}:build", seeds=2,
+                   epochs=3, batch_size=32, workers=1, threads=1, out=out, progress=False)  # fmt: skip
+
+
+def test_an_uncompiled_keras_builder_trains_with_keras_under_every_method_the_same_numbers_twice(
+    builders, tmp_path, tiny_digits
+):
+    first = _sweep(builders, tmp_path / "a", tiny_digits)
+    assert first.n_finished == 8 and first.n_diverged == 0
+    assert all(r["final_val_acc_mean"] > 0.3 for r in first.summary), first.table()  # chance: 0.1
+    settings = json.loads((tmp_path / "a" / "config.json").read_text())["settings"]
+    assert "keras" in settings["versions"]
+    again = _sweep(builders, tmp_path / "b", tiny_digits)
+    assert _epochs(again.rundir) == _epochs(first.rundir)
+    other_seed = [e for e in _epochs(first.rundir) if e["init_seed"] == 1]
+    assert other_seed[0]["train_loss"] != _epochs(first.rundir)[0]["train_loss"]
+
+
+def test_a_compiled_keras_builder_keeps_its_own_optimizer_and_loss(builders, tmp_path, tiny_digits):
+    result = compare(tiny_digits(), methods="none", model=f"{builders / 'compiled.py'}:build", seeds=1,
+                     epochs=2, workers=1, threads=1, out=tmp_path / "c", progress=False)  # fmt: skip
+    one, two = _epochs(result.rundir)
+    assert one["val_loss"] == two["val_loss"] and one["val_acc"] == two["val_acc"]  # learning rate 0
+    assert one["grad_norm_max"] > 0  # there was a gradient: only the user's optimizer ignored it
+
+
+def test_the_cli_trains_builtin_models_with_keras_and_a_keras_builder_beside_a_torch_one(
+    builders, tmp_path, capsys, user_model
+):
+    argv = ["compare", "--data", "digits", "--limit", "300", "--validation-split", "0.25",
+            "--methods", "none,max", "--seeds", "1", "--epochs", "2", "--workers", "1",
+            "--threads", "1", "--quiet"]  # fmt: skip
+    assert main([*argv, "--model", "mlp", "--engine", "keras", "--out", str(tmp_path / "k")]) == 0
+    out = capsys.readouterr().out
+    assert "report:" in out
+    config = json.loads((tmp_path / "k" / "config.json").read_text())["identity"]
+    assert config["engines"] == ["keras"] and config["loss"] == "keras-probs"
+    both = f"{builders / 'uncompiled.py'}:build,{user_model}:build"
+    assert main([*argv, "--model", both, "--out", str(tmp_path / "mixed")]) == 0
+    config = json.loads((tmp_path / "mixed" / "config.json").read_text())["identity"]
+    assert config["engines"] == ["keras", "torch"]
