@@ -40,7 +40,6 @@ def test_large_mean_with_real_spread_is_scaled_not_called_constant(offset, std):
     assert abs(float(z.std()) - 1.0) < 1e-3
 
 
-@pytest.mark.xfail(strict=True, reason="integer moments are not yet exact above 2**31")
 @pytest.mark.parametrize("dtype", [np.int64, np.uint64])
 def test_integer_spread_at_any_magnitude_is_scaled(dtype):
     base = 2**53 if dtype == np.int64 else 2**63
