@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from normlab.errors import UsageError
+
 __all__ = ["FORMULAS", "FORMULA_NAMES", "NUMPY_OPS", "FittedStats", "Formula", "FormulaSpec", "SampleStats", "apply"]
 
 #: float64 machine epsilon: the unit of every "zero up to rounding" rule below.
@@ -280,7 +282,10 @@ class FittedStats:
 
     @property
     def abssum(self) -> np.ndarray:
-        raise NotImplementedError("the sum of magnitudes over a dataset is not among the streamed statistics")
+        raise UsageError(
+            "The sum of magnitudes over a dataset is not among the streamed statistics; expected the L1 norm "
+            "only per sample. Use LpNormalize(order=1, per='sample')."
+        )
 
     @property
     def quantile_rank_error(self) -> float:
