@@ -164,21 +164,26 @@ def float_blocks(X3: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None:
     """Per chunk and position of float chunks ``X3 (C, R, L)``: ``out[0] = sum(e)``, ``out[1] = sum(e * e)``
     with ``e = x - ref`` (float64, ``ref (C, L)``), rows in order; ``out[2]``, ``out[3]`` the min and max.
 
-    The numba twin adds four rows at a time (half the accumulator traffic), so the engines' float sums
-    agree to rounding (about 1e-16 relative per chunk), not bit for bit; min and max are identical.
-
-    ``out`` is ``(4, C, L)`` float64. Big calls split the chunks over the worker threads (each chunk's
-    result does not depend on which thread makes it).
+    The numba twin adds in the same order, so both engines give the same bits. ``out`` is ``(4, C, L)``
+    float64. Big calls split the chunks over the worker threads (:func:`split_chunks`).
     """
+    split_chunks(_float_range, X3, ref, out)
+
+
+def split_chunks(kernel, X3: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None:
+    """Run ``kernel(X3, ref, out, c0, c1)`` over contiguous ranges of the chunks of ``X3``, one per worker
+    thread when the call is big, else at once. Each chunk's result does not depend on which thread makes
+    it or on the split, so the results do not depend on the number of threads."""
     C = X3.shape[0]
     workers = n_workers()
     if workers > 1 and C >= 2 * workers and X3.nbytes >= PARALLEL_FLOAT_BYTES:
         bounds = [C * i // workers for i in range(workers + 1)]
-        jobs = [pool().submit(_float_range, X3, ref, out, lo, hi) for lo, hi in pairwise(bounds)]
+        jobs = [pool().submit(kernel, X3, ref, out, lo, hi) for lo, hi in pairwise(bounds[1:])]
+        kernel(X3, ref, out, bounds[0], bounds[1])  # the calling thread takes the first range
         for j in jobs:
             j.result()
     else:
-        _float_range(X3, ref, out, 0, C)
+        kernel(X3, ref, out, 0, C)
 
 
 def _float_range(X3: np.ndarray, ref: np.ndarray, out: np.ndarray, c0: int, c1: int) -> None:

@@ -3,9 +3,9 @@
 numba is an optional dependency (``pip install 'normlab[fast]'``). Nothing here is imported until a
 kernel is first used, compiled kernels are cached on disk (``cache=True``), and the environment
 variable ``NORMLAB_ENGINE=numpy`` turns the whole module off. Integer kernels and the transforms give
-results identical to their NumPy twins (no ``fastmath``, parallel only across independent outputs); the
-float moments kernel ``float_blocks`` adds four rows at a time where NumPy adds one, so float statistics
-agree across engines to rounding (about 1e-15 relative), not bit for bit.
+results identical to their NumPy twins (no ``fastmath``, parallel only across independent outputs), and so
+does the one-pass float moments kernel ``float_blocks``: it adds the shifted values row after row as NumPy's
+reduce does, so float statistics are bitwise the same on both engines.
 
 The statistics kernels (``int_moments``, ``hist``, ``float_blocks``, ``minmax``, ``dev_sums``,
 ``float_moments``) have the
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from normlab.core._chunks import entry_row
-from normlab.core._np_kernels import shifted_moments
+from normlab.core._np_kernels import shifted_moments, split_chunks
 
 _STATE: dict[str, Any] = {}
 #: Chunks smaller than this run on one thread (a parallel region costs tens of microseconds).
@@ -203,7 +203,7 @@ def _int_kernels(pjit, prange) -> None:
 
 
 def _float_kernels(pjit, prange) -> None:
-    """The two passes of the float moments, in the same order as NumPy."""
+    """The float moments kernels, each adding in the same order as its NumPy twin."""
 
     @pjit
     def minmax_f(X, T):
@@ -260,46 +260,59 @@ def _float_kernels(pjit, prange) -> None:
             s2[c0:c1] = q
         return s1, s2
 
-
-
     @pjit
     def float_blocks(X3, ref, out):
-        # per chunk: shifted sums and squares of four rows at a time, ((e0 + e1) + (e2 + e3)), then the
-        # rows left one by one (NumPy's twin adds row by row: the same to rounding); then min and max
-        # over the chunk again while it is in cache (a fused loop with four outputs does not vectorize)
+        # per chunk, one pass: shifted sums and squares added row after row in NumPy's order (so the sums
+        # are bitwise those of the NumPy twin), min and max fused in. Four rows per step keep s1[j], s2[j]
+        # in registers between rows; min/max are written as compare-and-select (the form of vminpd/vmaxpd),
+        # which vectorizes where min()/max() (NaN-propagating branches) does not. A NaN never enters mn/mx
+        # this way, but it (or an inf) makes the sums non-finite, which is how the caller detects them.
+        # Serial over the chunks: callers split big calls over threads (a prange here does not vectorize
+        # the inner loops).
         C, R, L = X3.shape
-        R4 = R - R % 4
-        for c in prange(C):
-            s1 = np.zeros(L, np.float64)
-            s2 = np.zeros(L, np.float64)
-            rc = ref[c].copy()  # a private copy: the loop then vectorizes
-            for r in range(0, R4, 4):
+        R4 = 1 + (R - 1) // 4 * 4
+        for c in range(C):
+            rc = ref[c].copy()  # private copies: the loops then vectorize
+            s1 = np.empty(L, np.float64)
+            s2 = np.empty(L, np.float64)
+            mn = X3[c, 0].copy()
+            mx = mn.copy()
+            x0 = X3[c, 0]
+            for j in range(L):
+                e = np.float64(x0[j]) - rc[j]
+                s1[j] = e
+                s2[j] = e * e
+            for r in range(1, R4, 4):
                 x0, x1, x2, x3 = X3[c, r], X3[c, r + 1], X3[c, r + 2], X3[c, r + 3]
                 for j in range(L):
-                    e0 = np.float64(x0[j]) - rc[j]
-                    e1 = np.float64(x1[j]) - rc[j]
-                    e2 = np.float64(x2[j]) - rc[j]
-                    e3 = np.float64(x3[j]) - rc[j]
-                    s1[j] += (e0 + e1) + (e2 + e3)
-                    s2[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
+                    y0, y1, y2, y3 = x0[j], x1[j], x2[j], x3[j]
+                    q = rc[j]
+                    e0, e1 = np.float64(y0) - q, np.float64(y1) - q
+                    e2, e3 = np.float64(y2) - q, np.float64(y3) - q
+                    s1[j] = (((s1[j] + e0) + e1) + e2) + e3
+                    s2[j] = (((s2[j] + e0 * e0) + e1 * e1) + e2 * e2) + e3 * e3
+                    a, b = (y0 if y0 < y1 else y1), (y2 if y2 < y3 else y3)
+                    lo = a if a < b else b
+                    a, b = (y0 if y0 > y1 else y1), (y2 if y2 > y3 else y3)
+                    hi = a if a > b else b
+                    a, b = mn[j], mx[j]
+                    mn[j] = lo if lo < a else a
+                    mx[j] = hi if hi > b else b
             for r in range(R4, R):
                 row = X3[c, r]
                 for j in range(L):
-                    e = np.float64(row[j]) - rc[j]
+                    y = row[j]
+                    e = np.float64(y) - rc[j]
                     s1[j] += e
                     s2[j] += e * e
-            mn = X3[c, 0].astype(np.float64)
-            mx = mn.copy()
-            for r in range(R):
-                row = X3[c, r]
-                for j in range(L):
-                    v = np.float64(row[j])
-                    mn[j] = min(mn[j], v)
-                    mx[j] = max(mx[j], v)
+                    a, b = mn[j], mx[j]
+                    mn[j] = y if y < a else a
+                    mx[j] = y if y > b else b
             out[0, c] = s1
             out[1, c] = s2
             out[2, c] = mn
             out[3, c] = mx
+
 
 def affine_fma32(x, a, b, out) -> None:
     """``out = float32(x) * a + b`` per row position (float32 arithmetic, no contraction)."""
@@ -386,8 +399,13 @@ def dev_sums(X, row):
 
 
 def float_blocks(X3, ref, out) -> None:
-    """Shifted sums, sums of squares, min and max of float chunks, like ``_np_kernels.float_blocks``."""
-    _get("float_blocks", 2 if X3.nbytes >= _PARALLEL_MIN_BYTES and X3.shape[0] > 1 else 1)(X3, ref, out)
+    """Shifted sums, sums of squares, min and max of float chunks, like ``_np_kernels.float_blocks`` (the
+    same bits); big calls run on the worker threads, one range of chunks each (the kernel releases the GIL)."""
+    split_chunks(_float_range, X3, ref, out)
+
+
+def _float_range(X3, ref, out, c0: int, c1: int) -> None:
+    _k().float_blocks(X3[c0:c1], ref[c0:c1], out[:, c0:c1])
 
 
 def float_moments(X, m: int, k: int, b: int):
