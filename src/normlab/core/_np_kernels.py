@@ -225,15 +225,16 @@ def block_moments(X3: np.ndarray, m: int, k: int, b: int, kern):
     out = np.empty((4, C, L))
     kern.float_blocks(X3, np.ascontiguousarray(ref_pos), out)
     per = out.reshape(4, C, m, k, b)
-    with np.errstate(invalid="ignore", over="ignore"):
-        s1 = np.add.reduce(np.add.reduce(per[0], axis=3), axis=1)
-        s2 = np.add.reduce(np.add.reduce(per[1], axis=3), axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):  # over b (skipped when b == 1: the same bits), then m
+        s1, s2 = (np.add.reduce(p[..., 0] if b == 1 else np.add.reduce(p, axis=3), axis=1) for p in per[:2])
     if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
         return None
     n = R * m * b
     dmean = s1 / n
     m2 = s2 - s1 * dmean
-    mn, mx = per[2].min(axis=(0, 1, 3)), per[3].max(axis=(0, 1, 3))
+    # min and max over the chunks first (long contiguous rows), then to entries: exact in any order
+    mn = fold_min(np.minimum.reduce(out[2], axis=0), m, k, b)
+    mx = fold_max(np.maximum.reduce(out[3], axis=0), m, k, b)
     for c in np.flatnonzero((s2 > _REDO_RATIO * m2).any(axis=1)):
         first[c], dmean[c], m2[c], _, _ = shifted_moments(X3[c], m, k, b, kern.minmax, kern.dev_sums)
     d = (first - first[0]) + dmean
