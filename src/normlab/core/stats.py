@@ -18,14 +18,14 @@ How each statistic is computed
   engine. float16/32/64 data takes the float path.
 * **Float data** (float16/32/64) is accumulated in float64 in one pass over memory, in chunks of 1 MB
   handed to the kernel many at a time: per chunk, deviations ``e = x - ref`` from a reference inside the
-  chunk (the entry's first value there) are summed with their squares, and min and max (which also flag
-  NaN/inf) come from the same visit, giving ``mean = ref + sum(e) / n`` and ``m2 = sum(e**2) - sum(e)**2 / n``
+  chunk (the entry's first value there) are summed with their squares (a non-finite sum flags NaN/inf), and
+  min and max come from the same visit, giving ``mean = ref + sum(e) / n`` and ``m2 = sum(e**2) - sum(e)**2 / n``
   (the corrected two-pass algorithm); a chunk that would lose more than 10 bits to cancellation is redone
   around its refined mean. Chunks and accumulators are combined with the pairwise update of Chan, Golub &
   LeVeque, with means kept as a per-entry reference value plus a small deviation, so data far from 0
   (``1e13 + N(0, 1)``) keeps full relative precision (std relative error about 1e-14 at means up to
-  ``2**53``). Any split, and either engine, agrees to about 1e-15 relative (a given split and engine
-  gives bit-identical results with any number of threads). Extra memory is O(block), never O(data).
+  ``2**53``). Any split agrees to about 1e-15 relative; a given split gives the same bits on either
+  engine and with any number of threads. Extra memory is O(block), never O(data).
 * **Quantiles** (``quantiles=True``): 8-bit integer data keeps a 256-bin histogram per entry, 16-bit integer
   data a 65536-bin one (each while ``k * bins <= 2**22``); quantiles from histograms are exact and equal
   ``np.quantile(..., method="linear")``. Other data keeps its values exactly while at most ``2**22`` values
