@@ -25,6 +25,7 @@ from normlab.core._chunks import entry_values
 
 #: Exact quantile values are kept while at most this many are stored in total.
 _EXACT_QUANTILE_BUDGET = 1 << 22
+EXACT_QUANTILE_BUDGET = _EXACT_QUANTILE_BUDGET
 #: Largest histogram, in bins over all entries (int64 each).
 _HIST_BUDGET = 1 << 22
 

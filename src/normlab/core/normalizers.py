@@ -302,6 +302,10 @@ class Robust(Normalizer):
         lo, hi = (float(v) / 100 for v in self.quantile_range)
         return FormulaSpec("robust", lo=lo, hi=hi)
 
+    def _quantile_targets(self) -> tuple[float, ...]:
+        spec = self.formula_spec()
+        return (0.5, spec.lo, spec.hi)
+
     def _fitted_attributes(self, s: Any) -> None:
         self.median_ = s.quantile(0.5)
         self.quantile_rank_error_ = float(getattr(s, "quantile_rank_error", 0.0))
