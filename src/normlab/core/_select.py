@@ -25,8 +25,8 @@ import numpy as np
 from normlab.core._engine import n_workers, pmap, resolve_engine
 from normlab.core._quantiles import lerp_quantiles
 
-#: Histogram bins over all windows of one pass (int64 each, per worker).
-_BINS_BUDGET = 1 << 20
+#: Histogram bins over all windows of one pass (int64 each, per worker): small enough to stay in cache.
+_BINS_BUDGET = 1 << 16
 _MIN_BINS, _MAX_BINS = 1 << 8, 1 << 16
 #: Keys gathered over all windows of one pass (int64 each, per worker).
 _GATHER = 1 << 18
@@ -142,32 +142,34 @@ def _numba_kernel():
         import numba as nb
 
         @nb.njit(cache=True, nogil=True)
-        def select_pass(X, mode, absmask, inf, start, lo, hi, shift, mask, gather, off, hist, gbuf, gcnt):
-            a, k, b = X.shape
+        def select_pass(X, cw0, cw1, mode, absmask, inf, lo, hi, shift, mask, gather, off, hist, gbuf, gcnt):
+            # X is (rows, k * b): 2-D indexing keeps the loop tight; column c's windows are cw0[c]:cw1[c]
+            a, c = X.shape
+            flip = np.int64(-9223372036854775808)
             for i in range(a):
-                for j in range(k):
-                    w0, w1 = start[j], start[j + 1]
+                for col in range(c):
+                    w0, w1 = cw0[col], cw1[col]
                     if w0 == w1:
                         continue
-                    for m in range(b):
-                        v = np.int64(X[i, j, m])
-                        if mode == 0:
-                            mag = v & absmask
-                            if mag > inf:
-                                continue
-                            s = mag if v >= 0 else -mag
-                        elif mode == 1:
-                            s = v
-                        else:
-                            s = v ^ np.int64(-9223372036854775808)
-                        for w in range(w0, w1):
-                            if s >= lo[w] and s <= hi[w]:
-                                if gather[w]:
-                                    gbuf[off[w] + gcnt[w]] = s
-                                    gcnt[w] += 1
-                                else:
-                                    hist[off[w] + (((s - lo[w]) >> shift[w]) & mask[w])] += 1
-                                break
+                    v = np.int64(X[i, col])
+                    if mode == 0:
+                        mag = v & absmask
+                        if mag > inf:
+                            continue
+                        s = mag if v >= 0 else -mag
+                    elif mode == 1:
+                        s = v
+                    else:
+                        s = v ^ flip
+                    for w in range(w0, w1):
+                        d = s - lo[w]  # wraps like uint64: one well-predicted unsigned test, lo <= s <= hi
+                        if (d ^ flip) <= ((hi[w] - lo[w]) ^ flip):
+                            if gather[w]:
+                                gbuf[off[w] + gcnt[w]] = s
+                                gcnt[w] += 1
+                            else:
+                                hist[off[w] + ((d >> shift[w]) & mask[w])] += 1
+                            break
 
         fn = _STATE["numba"] = select_pass
     return fn
@@ -179,13 +181,16 @@ def _run_pass(X: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple
     parallel = X.nbytes >= _PARALLEL_MIN_BYTES and n_workers() > 1
     if engine == "numba":
         kern = _numba_kernel()
+        X2 = X.reshape(rows, -1)
+        cw0 = np.repeat(win.start[:-1], X.shape[2])
+        cw1 = np.repeat(win.start[1:], X.shape[2])
         nblocks = n_workers() if parallel else 1
 
         def job(r0, r1):
             hist = np.zeros(win.nbins, np.int64)
             gbuf = np.zeros(max(win.nslots, 1), np.int64)
             gcnt = np.zeros(win.lo.size, np.int64)
-            kern(X[r0:r1], spec.mode, spec.absmask, spec.inf, win.start, win.lo, win.hi, win.shift, win.mask,
+            kern(X2[r0:r1], cw0, cw1, spec.mode, spec.absmask, spec.inf, win.lo, win.hi, win.shift, win.mask,
                  win.gather, win.off, hist, gbuf, gcnt)
             return hist, gbuf, gcnt
     else:
