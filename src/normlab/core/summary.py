@@ -285,8 +285,12 @@ def stats(
         What one statistic is computed for.
     split, batch_size : for a ``normlab.data`` dataset, which split to stream and how many samples a batch.
     quantiles : tuple of float in [0, 1]
-        Exact for integer data (from histograms) and for float data that fits the exact budget; otherwise
-        from a mergeable sketch whose bound is ``quantile_rank_error``.
+        ``()`` skips them. Exact (``quantile_rank_error == 0``, equal to ``np.quantile(method="linear")``)
+        for 8/16-bit integer data (histograms) and for one array in memory (float or 32/64-bit integer
+        data: the order statistics are selected in a few histogram passes over the array,
+        :mod:`normlab.core._select`, extra memory O(bins), not O(data)). A stream of batches is read once:
+        its values are kept while at most ``2**22`` are stored, then a mergeable sketch takes over whose
+        rank-error bound is ``quantile_rank_error`` (about 5e-4 for a (1e6, 20) table).
 
     Examples
     --------
