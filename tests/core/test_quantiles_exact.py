@@ -154,7 +154,9 @@ def test_engines_identical_with_many_passes(monkeypatch):
     np.testing.assert_array_equal(outs[0], np.quantile(x[:, :, 0], QS, axis=0))
 
 
-def test_peak_memory_is_not_o_data():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_peak_memory_is_not_o_data(engine, monkeypatch):
+    monkeypatch.setenv("NORMLAB_ENGINE", engine)
     x = np.random.default_rng(3).normal(size=(2_000_000, 4))  # 64 MB
     s0 = normlab.stats(x[:1000], per="feature")  # imports and compiles outside the measurement
     del s0

@@ -206,7 +206,7 @@ def _run_pass(X: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple
     for h, gbuf, gcnt in pmap(job, pieces, parallel):
         hist += h
         for w in np.flatnonzero(win.gather):
-            gathered[w].append(gbuf[win.off[w] : win.off[w] + gcnt[w]])
+            gathered[w].append(gbuf[win.off[w] : win.off[w] + gcnt[w]].copy())  # frees the block's buffer
     return hist, [np.concatenate(g) if g else np.zeros(0, np.int64) for g in gathered]
 
 
