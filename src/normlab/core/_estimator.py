@@ -214,7 +214,8 @@ class Normalizer:
             # an array too big for the exact store (2**22 values) is selected exactly instead of sketched;
             # a smaller one keeps its values, so a later partial_fit() can still add to them
             shape = getattr(X, "shape", None)
-            big = exact and isinstance(shape, tuple) and prod(shape) > EXACT_QUANTILE_BUDGET and is_one_array(X)
+            sized = isinstance(shape, tuple) and all(isinstance(d, (int, np.integer)) for d in shape)
+            big = exact and sized and is_one_array(X) and prod(shape) > EXACT_QUANTILE_BUDGET
             targets = self._quantile_targets() if big else ()
             feed = StatsFeed(self.per, self.channel_axis, self._who(), quantiles=self._needs_quantiles, nan=self.nan,
                              data=X, exact=targets)
