@@ -100,7 +100,9 @@ def test_stats_per_modes_and_engines_agree(per):
         np.testing.assert_array_equal(np.asarray(s.quantiles[q]).ravel(), np.ravel(ref))
 
 
-def test_nan_ignore_and_empty_entries():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nan_ignore_and_empty_entries(engine, monkeypatch):
+    monkeypatch.setenv("NORMLAB_ENGINE", engine)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(2000, 3))
     x[::3, 0] = np.nan

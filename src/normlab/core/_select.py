@@ -106,6 +106,7 @@ class _Windows:
     off: np.ndarray  # offset of each window's bins (histogram) or slots (gather)
     nbins: int
     nslots: int
+    full: bool = False  # one histogram window per entry holding all its values: no range test needed
 
 
 def _np_pass(X: np.ndarray, spec: KeySpec, win: _Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,8 +172,53 @@ def _numba_kernel():
                                 hist[off[w] + ((d >> shift[w]) & mask[w])] += 1
                             break
 
+        @nb.njit(cache=True, nogil=True)
+        def full_hist(X, mode, absmask, inf, lo, shift, mask, off, hist):
+            # every value of an active column lands in its one window: branch-free; the last bin takes
+            # NaN and the columns of finished entries (off < 0)
+            a, c = X.shape
+            flip = np.int64(-9223372036854775808)
+            dummy = hist.size - 1
+            for i in range(a):
+                for col in range(c):
+                    v = np.int64(X[i, col])
+                    mag = v & absmask
+                    if mode == 0:
+                        s = mag if v >= 0 else -mag
+                    elif mode == 1:
+                        s = v
+                    else:
+                        s = v ^ flip
+                    idx = off[col] + (((s - lo[col]) >> shift[col]) & mask[col])
+                    skip = off[col] < 0 or (mode == 0 and mag > inf)
+                    hist[dummy if skip else idx] += 1
+
+        _STATE["numba_full"] = full_hist
         fn = _STATE["numba"] = select_pass
     return fn
+
+
+def _full_pass(X: np.ndarray, spec: KeySpec, win: _Windows, parallel: bool):
+    """A first pass with the compiled branch-free kernel: one window per column, holding all its values."""
+    kern = _STATE["numba_full"]
+    rows, b = X.shape[0], X.shape[2]
+    X2 = X.reshape(rows, -1)
+    per = lambda a, fill: np.repeat(np.where(win.start[1:] > win.start[:-1],  # noqa: E731
+                                             a[np.minimum(win.start[:-1], a.size - 1)] if a.size else 0, fill), b)
+    lo, shift, mask = per(win.lo, 0), per(win.shift, 0), per(win.mask, 0)
+    off = per(win.off, -1)
+    nblocks = n_workers() if parallel else 1
+    edges = np.linspace(0, rows, nblocks + 1).astype(np.int64)
+
+    def job(r0, r1):
+        hist = np.zeros(win.nbins + 1, np.int64)
+        kern(X2[r0:r1], spec.mode, spec.absmask, spec.inf, lo, shift, mask, off, hist)
+        return hist
+
+    hist = np.zeros(win.nbins + 1, np.int64)
+    for h in pmap(job, [(int(edges[t]), int(edges[t + 1])) for t in range(nblocks)], parallel):
+        hist += h
+    return hist[:-1], [np.zeros(0, np.int64) for _ in range(win.lo.size)]
 
 
 def _run_pass(X: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -185,6 +231,9 @@ def _run_pass(X: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple
         cw0 = np.repeat(win.start[:-1], X.shape[2])
         cw1 = np.repeat(win.start[1:], X.shape[2])
         nblocks = n_workers() if parallel else 1
+
+        if win.full:
+            return _full_pass(X, spec, win, parallel)
 
         def job(r0, r1):
             hist = np.zeros(win.nbins, np.int64)
@@ -215,8 +264,9 @@ def _run_pass(X: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple
 # --------------------------------------------------------------------------------------------------------
 
 
-def _layout(open_w: list[list[list[int]]]) -> _Windows:
-    """The pass's windows from ``open_w[j] = [[lo, hi, below, count], ...]`` (sorted, disjoint)."""
+def _layout(open_w: list[list[list[int]]], count: np.ndarray) -> _Windows:
+    """The pass's windows from ``open_w[j] = [[lo, hi, below, count], ...]`` (sorted, disjoint); ``count``
+    is each entry's number of values."""
     flat = [w for ws in open_w for w in ws]
     order = sorted(range(len(flat)), key=lambda i: flat[i][3])
     gather = np.zeros(len(flat), bool)
@@ -245,7 +295,9 @@ def _layout(open_w: list[list[list[int]]]) -> _Windows:
         off[i], nbins = nbins, nbins + ((hi - lo) >> sh) + 1
     start = np.cumsum([0] + [len(ws) for ws in open_w]).astype(np.int64)
     arr = lambda c: np.array([w[c] for w in flat], np.int64)  # noqa: E731
-    return _Windows(start, arr(0), arr(1), shift, mask, gather, off, nbins, nslots)
+    full = not gather.any() and all(
+        not ws or (len(ws) == 1 and ws[0][2] == 0 and ws[0][3] == int(count[j])) for j, ws in enumerate(open_w))
+    return _Windows(start, arr(0), arr(1), shift, mask, gather, off, nbins, nslots, full)
 
 
 def _refine(hist, gathered, win: _Windows, open_w, wanted, found) -> list[list[list[int]]]:
@@ -305,7 +357,7 @@ def exact_quantiles(x3: np.ndarray, qs: np.ndarray, count: np.ndarray, lo: np.nd
     open_w = [[[bounds[0][j], bounds[1][j], 0, int(count[j])]] if wanted[j] else [] for j in range(k)]
     engine = resolve_engine(engine, x3.nbytes)
     while any(open_w):
-        win = _layout(open_w)
+        win = _layout(open_w, count)
         hist, gathered = _run_pass(X, spec, win, engine)
         open_w = _refine(hist, gathered, win, open_w, wanted, found)
     out = np.full((qs.size, k), np.nan)
