@@ -57,3 +57,35 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["stats", "digits", "--per", "sample"])
     assert exc.value.code == 2
+
+
+def test_quantiles_option_picks_columns_and_none_skips_them(tmp_path, capsys):
+    x = np.random.default_rng(1).normal(size=(400, 3))
+    np.save(tmp_path / "t.npy", x)
+    assert main(["stats", str(tmp_path / "t.npy"), "--quantiles", "0.01,0.5,0.99"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[-3:] == ["q1", "median", "q99"]
+    out_file = tmp_path / "none.json"
+    assert main(["stats", str(tmp_path / "t.npy"), "--quantiles", "none", "--json", "--out", str(out_file)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert all("median" not in e for e in doc["entries"])
+    loaded = normlab.load(out_file)  # statistics without quantiles load ...
+    np.testing.assert_array_equal(loaded.mean, normlab.stats(x, per="feature", quantiles=()).mean)
+    with pytest.raises(normlab.errors.NormlabError, match="quantile"):
+        loaded.to_normalizer("robust")  # ... and say what is missing when a quantile is needed
+
+
+@pytest.mark.parametrize("bad", ["1.5", "a,b", "", "0.5,,0.7", "nan"])
+def test_bad_quantiles_are_an_error_line(tmp_path, bad):
+    np.save(tmp_path / "t.npy", np.zeros((4, 2)))
+    proc = subprocess.run([sys.executable, "-m", "normlab.cli.main", "stats", str(tmp_path / "t.npy"),
+                           f"--quantiles={bad}"], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("Error: --quantiles") and "Traceback" not in proc.stderr
+
+
+def test_help_shows_quantiles_none(capsys):
+    with pytest.raises(SystemExit):
+        main(["stats", "--help"])
+    assert "--quantiles" in capsys.readouterr().out

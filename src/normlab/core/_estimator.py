@@ -25,12 +25,14 @@ from normlab.core._fitting import (
     check_compatible,
     check_finite,
     is_batch_stream,
+    is_one_array,
     iter_input,
 )
 from normlab.core._formulas import FORMULAS, NUMPY_OPS, FittedStats, FormulaSpec, SampleStats, apply
 from normlab.core._hooks import export
 from normlab.core._kernels import affine_transform
 from normlab.core._output import check_container, wrap_output
+from normlab.core._quantiles import EXACT_QUANTILE_BUDGET
 from normlab.core._weighted import WeightedMoments, check_weights
 from normlab.core.axes import Layout, resolve_layout, resolve_per
 from normlab.core.persist import save_normalizer
@@ -195,18 +197,28 @@ class Normalizer:
 
     def _fit(self, X: Any, sample_weight: Any) -> Normalizer:
         self._reset()
-        self._partial_fit(X, sample_weight)
+        self._partial_fit(X, sample_weight, exact=True)
         self._emit_pending_warning()
         return self
 
-    def _partial_fit(self, X: Any, sample_weight: Any) -> Normalizer:
+    def _quantile_targets(self) -> tuple[float, ...]:
+        """The quantiles the fitted attributes read (selected exactly when fit() gets one array in memory)."""
+        return ()
+
+    def _partial_fit(self, X: Any, sample_weight: Any, exact: bool = False) -> Normalizer:
         self._validate_params()
         if sample_weight is not None or "_weights" in self.__dict__:
             return self._partial_fit_weighted(X, sample_weight)
         feed = self.__dict__.get("_feed")
         if feed is None:
+            # an array too big for the exact store (2**22 values) is selected exactly instead of sketched;
+            # a smaller one keeps its values, so a later partial_fit() can still add to them
+            shape = getattr(X, "shape", None)
+            sized = isinstance(shape, tuple) and all(isinstance(d, (int, np.integer)) for d in shape)
+            big = exact and sized and is_one_array(X) and prod(shape) > EXACT_QUANTILE_BUDGET
+            targets = self._quantile_targets() if big else ()
             feed = StatsFeed(self.per, self.channel_axis, self._who(), quantiles=self._needs_quantiles, nan=self.nan,
-                             data=X)
+                             data=X, exact=targets)
         names = _feature_names(X)
         if names is not None or hasattr(self, "feature_names_in_"):
             _check_feature_names(self, names, reset=not hasattr(self, "per_"))
@@ -220,7 +232,7 @@ class Normalizer:
         if names is not None:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         if layout.stateful:
-            self._set_center_scale(FittedStats(feed.acc, layout.stat_shape))
+            self._set_center_scale(FittedStats(feed.statistics(), layout.stat_shape))
         else:
             self._check_sample_layout(layout)
         return self

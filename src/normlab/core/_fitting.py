@@ -17,11 +17,19 @@ import numpy as np
 from normlab._progress import Progress
 from normlab.core._batches import as_batches, convention_channel_axis
 from normlab.core._hooks import collection_feeder
+from normlab.core._select import exact_quantiles, key_spec
 from normlab.core.axes import Layout, check_guessed_channel_axis, resolve_layout
 from normlab.core.stats import StatsAccumulator
-from normlab.errors import DataError, DataTypeError, LayoutError, NonFiniteError, nonfinite_message
+from normlab.errors import (
+    DataError,
+    DataTypeError,
+    LayoutError,
+    NonFiniteError,
+    UsageError,
+    nonfinite_message,
+)
 
-__all__ = ["StatsFeed", "as_array", "is_batch_stream", "iter_input"]
+__all__ = ["StatsFeed", "as_array", "is_batch_stream", "is_one_array", "iter_input"]
 
 
 def _is_sparse(x: Any) -> bool:
@@ -155,6 +163,41 @@ def iter_input(
         raise DataError(f"{who} received a stream with no batches; expected at least one batch of samples.")
 
 
+def is_one_array(x: Any) -> bool:
+    """True when ``x`` is one array-like in memory (not a stream, not a Dask collection): it can be read
+    again, so its quantiles can be selected exactly in a few passes."""
+    return collection_feeder(x) is None and not is_batch_stream(as_batches(x, None))
+
+
+def _selects(dtype: np.dtype) -> bool:
+    """Quantiles of ``dtype`` come from exact selection (float and 32/64-bit integer data; 8/16-bit
+    integers keep their exact one-pass histograms)."""
+    return key_spec(dtype) is not None and (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize >= 4))
+
+
+class PinnedQuantiles:
+    """An accumulator's statistics with exact quantiles selected from the data (``quantile_rank_error`` 0)."""
+
+    quantile_rank_error = 0.0
+
+    def __init__(self, acc: StatsAccumulator, table: dict[float, np.ndarray]):
+        self._acc, self._table = acc, table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._acc, name)
+
+    def quantile(self, q: Any) -> np.ndarray:
+        qs = np.atleast_1d(np.asarray(q, np.float64))
+        missing = [float(v) for v in qs if float(v) not in self._table]
+        if missing:
+            raise UsageError(
+                f"these statistics hold the exact quantiles {sorted(self._table)}, not {missing}; expected one "
+                "of those. Compute the others with normlab.stats(data, quantiles=(...))."
+            )
+        out = np.stack([self._table[float(v)] for v in qs])
+        return out[0] if np.ndim(q) == 0 else out
+
+
 class StatsFeed:
     """The statistics of a stream of batches under one ``per=`` mode, checked batch against batch.
 
@@ -166,16 +209,22 @@ class StatsFeed:
     who : str
         How to name the caller in messages, e.g. ``"Standardize(per='channel')"``.
     quantiles, nan : forwarded to :class:`~normlab.core.stats.StatsAccumulator`.
+    exact : tuple of float
+        Quantiles to select exactly (:func:`~normlab.core._select.exact_quantiles`, a few passes over the
+        batch) when the input is one array in memory (:func:`is_one_array`) of float or 32/64-bit integer
+        data; the accumulator then keeps no quantile data, and the feed takes no further batch.
     """
 
     def __init__(self, per: str, channel_axis: int | None, who: str, *, quantiles: bool = False, nan: str = "raise",
-                 data: Any = None):
+                 data: Any = None, exact: tuple[float, ...] = ()):
         self.per = per
         self.guessed = channel_axis is None  # then the input's convention decides, and the guard checks it
         self.channel_axis = convention_channel_axis(data) if channel_axis is None else channel_axis
         self.who = who
         self.quantiles = quantiles
         self.nan = nan
+        self.exact = tuple(exact)
+        self.pinned: dict[float, np.ndarray] | None = None
         self.layout: Layout | None = None
         self.acc: StatsAccumulator | None = None
         self.n_samples = 0
@@ -193,19 +242,35 @@ class StatsFeed:
             self.dtype = x.dtype
         else:
             check_compatible(self.layout, layout, self.who, verb="partial_fit()")
+        if self.pinned is not None:
+            raise UsageError(
+                f"{self.who} selected its quantiles exactly from the array given to fit(), so partial_fit() "
+                "cannot add data to them; expected all the data in one fit(X), or partial_fit() for every "
+                "batch (quantiles then exact up to 2**22 values, else from a sketch with a stated bound)."
+            )
         if layout.stateful:
+            select = bool(self.exact) and self.acc is None and _selects(x.dtype)
             if self.acc is None:
                 k = max(1, prod(layout.stat_shape))
-                self.acc = StatsAccumulator(k, quantiles=self.quantiles, nan=self.nan)
+                self.acc = StatsAccumulator(k, quantiles=self.quantiles and not select, nan=self.nan)
             x3 = layout.as_3d(np.ascontiguousarray(x))
             try:
                 self.acc.update(x3)
             except NonFiniteError as err:
                 raise _locate_nonfinite(err, x, x3, self.who) from None
+            if select:
+                qs = np.asarray(sorted(set(self.exact)), np.float64)
+                acc = self.acc
+                values = exact_quantiles(x3, qs, acc.count, acc.min, acc.max, engine=acc.engine)
+                self.pinned = {float(q): values[i] for i, q in enumerate(qs)}
         elif self.nan == "raise":
             check_finite(x, self.who)
         self.n_samples += int(x.shape[0])
         return layout
+
+    def statistics(self) -> Any:
+        """The accumulator, or a view of it with the exactly selected quantiles."""
+        return self.acc if self.pinned is None else PinnedQuantiles(self.acc, self.pinned)
 
 
 def _locate_nonfinite(err: NonFiniteError, x: np.ndarray, x3: np.ndarray, who: str) -> NonFiniteError:

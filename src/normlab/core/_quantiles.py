@@ -25,6 +25,7 @@ from normlab.core._chunks import entry_values
 
 #: Exact quantile values are kept while at most this many are stored in total.
 _EXACT_QUANTILE_BUDGET = 1 << 22
+EXACT_QUANTILE_BUDGET = _EXACT_QUANTILE_BUDGET
 #: Largest histogram, in bins over all entries (int64 each).
 _HIST_BUDGET = 1 << 22
 
@@ -155,8 +156,9 @@ def value_block(k: int) -> int:
 
 
 def sketch_cap(k: int) -> int:
-    """Items per level: about ``2**22 / (32 k)`` rounded down to a power of two, within [64, 32768]."""
-    target = _EXACT_QUANTILE_BUDGET // (32 * max(k, 1))
+    """Items per level: about ``2**22 / (16 k)`` rounded down to a power of two, within [64, 32768] (a bound
+    of about 5e-4 at k=20 and a million values per entry; 1e-3 was just missed with half that cap)."""
+    target = _EXACT_QUANTILE_BUDGET // (16 * max(k, 1))
     cap = 1 << max(0, target.bit_length() - 1)
     return int(min(max(cap, 64), 1 << 15))
 

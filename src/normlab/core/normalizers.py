@@ -272,8 +272,10 @@ class Robust(Normalizer):
     median_ : ndarray of the statistic's shape
         ``center_`` equals it; ``scale_`` is the interquartile range (1 where it is zero).
     quantile_rank_error_ : float
-        0.0 when the quantiles are exact (integer data, or float data small enough to keep), otherwise the
-        bound on their rank error as a fraction of the count (the streaming sketch's guarantee).
+        0.0 when the quantiles are exact: integer data, float data small enough to keep, and any array given
+        whole to ``fit(X)`` (its quantiles are selected exactly in a few passes over ``X``; an ``X`` of more
+        than ``2**22`` values then takes no further ``partial_fit``). Otherwise, for a stream of batches,
+        the bound on their rank error as a fraction of the count (the streaming sketch's guarantee).
 
     Examples
     --------
@@ -301,6 +303,10 @@ class Robust(Normalizer):
     def formula_spec(self) -> FormulaSpec:
         lo, hi = (float(v) / 100 for v in self.quantile_range)
         return FormulaSpec("robust", lo=lo, hi=hi)
+
+    def _quantile_targets(self) -> tuple[float, ...]:
+        spec = self.formula_spec()
+        return (0.5, spec.lo, spec.hi)
 
     def _fitted_attributes(self, s: Any) -> None:
         self.median_ = s.quantile(0.5)
