@@ -164,3 +164,97 @@ def test_an_endless_pydataset_is_refused():
 
     with pytest.raises(DataTypeError, match=r"Define __len__ or num_batches"):
         normlab.Standardize().fit(Endless())
+
+
+# ---- the input-scale guard -------------------------------------------------------------------------
+
+def _normalize_layer(norm):
+    """normlab's own layer (what to_keras() picks for scales Keras' epsilon would change), made directly."""
+    return nk.Normalize(norm.center_, norm.scale_, per="channel", ndim=4, fit_range=norm.input_range_,
+                        fit_dtype=str(norm.fit_dtype_))
+
+
+#: Each layer to_keras() returns for stateful modes (Keras' Normalization and Rescaling with the guard,
+#: normlab's Normalize), from a normalizer fitted on 0-255 pixels.
+GUARDED = (
+    ("Normalization", lambda norm: norm.to_keras(), lambda: normlab.Standardize(per="channel")),
+    ("Rescaling", lambda norm: norm.to_keras(), lambda: normlab.Scale()),
+    ("Normalize", _normalize_layer, lambda: normlab.Standardize(per="channel")),
+)
+
+
+def _scale_warnings(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return [str(w.message) for w in caught if issubclass(w.category, normlab.errors.InputScaleWarning)]
+
+
+@pytest.mark.parametrize("kind, export, make", GUARDED, ids=[g[0] for g in GUARDED])
+def test_a_layer_fitted_on_pixels_warns_once_for_unit_scale_floats_and_never_for_pixels(mnist_small, kind, export,
+                                                                                         make):
+    x = mnist_small[:500]  # uint8 (n, 28, 28, 1) in [0, 255]
+    norm = make().fit(x)
+    layer = export(norm)
+    assert type(layer).__name__ == kind and layer.fit_range == norm.input_range_ == (0.0, 255.0)
+    unit = mnist_small[:64].astype(np.float32) / 255  # the ToTensor() habit
+    messages = _scale_warnings(lambda: [layer(unit) for _ in range(3)])
+    assert len(messages) == 1, messages  # once, however many calls
+    assert f"layer {layer.name!r} was fitted on uint8 data in [0, 255]" in messages[0] and "ToTensor()" in messages[0]
+    np.testing.assert_allclose(numpy(layer(unit)), norm.transform(unit), rtol=1e-5, atol=1e-5)  # still computes
+    fresh = export(norm)
+    assert _scale_warnings(lambda: [fresh(x[:64]) for _ in range(2)]) == []  # the fitted scale: silent
+
+
+def test_a_layer_fitted_on_unit_floats_warns_for_raw_integer_pixels(mnist_small):
+    unit = mnist_small[:500].astype(np.float32) / 255
+    for norm in (normlab.Standardize().fit(unit), normlab.Identity().fit(unit)):
+        layer = norm.to_keras()
+        messages = _scale_warnings(lambda layer=layer: layer(mnist_small[:32]))
+        assert len(messages) == 1 and "raw pixels: divide by 255" in messages[0]
+        fresh = norm.to_keras()
+        assert _scale_warnings(lambda fresh=fresh: fresh(unit[:32])) == []
+
+
+def test_the_guard_keeps_keras_numbers_and_skips_symbolic_calls(mnist_small):
+    x = mnist_small[:300]
+    layer = normlab.Standardize(per="channel").fit(x).to_keras()
+    inputs = keras.Input((28, 28, 1))  # float32: building the model must not consume the one check
+    model = keras.Model(inputs, layer(inputs))
+    assert layer._scale_checked is False
+    own = keras.layers.Normalization(axis=-1, mean=numpy(layer.adapt_mean), variance=numpy(layer.adapt_variance))
+    own.build((None, 28, 28, 1))  # Keras' own layer with the same statistics
+    np.testing.assert_array_equal(numpy(model(x)), numpy(own(x)))  # the same call, bit for bit
+    rescale = normlab.Scale().fit(x).to_keras()
+    np.testing.assert_array_equal(numpy(rescale(x)), numpy(keras.layers.Rescaling(1 / 255)(x)))
+
+
+def test_a_saved_model_keeps_the_guard_and_predict_warns_once(mnist_small, tmp_path):
+    x = mnist_small[:500]
+    norm = normlab.Standardize(per="channel").fit(x)
+    model = keras.Sequential([keras.Input((28, 28, 1)), norm.to_keras(), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    train = lambda: model.fit(x[:100], np.zeros(100), epochs=1, batch_size=50, verbose=0)  # noqa: E731
+    assert _scale_warnings(train) == []  # raw pixels, the fitted scale: trains, silent
+    model.save(tmp_path / "guarded.keras")
+    config = model.layers[0].get_config()
+    assert config["fit_range"] == [0.0, 255.0] and config["fit_dtype"] == "uint8"
+    loaded = keras.saving.load_model(tmp_path / "guarded.keras")
+    guard = loaded.layers[0]
+    assert isinstance(guard, nk.Normalization) and guard.fit_range == (0.0, 255.0)
+    unit = x[:200].astype(np.float32) / 255
+    messages = _scale_warnings(lambda: [loaded.predict(unit, batch_size=50, verbose=0) for _ in range(2)])
+    assert len(messages) == 1 and "ToTensor()" in messages[0]  # the compiled predict() path, four batches
+    # the same model from before the guard: Keras' own layer, and normlab's Normalize without fit_range
+    old = {k: v for k, v in nk.Normalize(np.zeros(1), np.ones(1), ndim=2).get_config().items()
+           if k not in ("fit_range", "fit_dtype")}
+    restored = nk.Normalize.from_config(old)
+    assert restored.fit_range is None and _scale_warnings(lambda: restored(unit.reshape(200, -1)[:, :1])) == []
+
+
+def test_from_keras_keeps_the_fitted_range_of_a_guarded_layer(mnist_small):
+    norm = normlab.Standardize(per="channel").fit(mnist_small[:300])
+    back = nk.from_keras(norm.to_keras())
+    assert back.input_range_ == (0.0, 255.0) and back.fit_dtype_ == np.uint8
+    np.testing.assert_allclose(back.mean_, norm.mean_, rtol=1e-6)

@@ -142,3 +142,49 @@ def test_expects_without_raw_data_still_judges_the_magnitude(cifar_subset):
     # nothing to compare the convention with: the magnitude check speaks instead of staying silent
     r = check(normalized=cifar_subset.astype(np.float32), expects="imagenet")
     assert one(r, "pixels-not-scaled").severity == "error" and "expects-mismatch" not in r
+
+
+# ---- input-scale-mismatch --------------------------------------------------------------------------
+
+
+def _scale_finding(report):
+    return [f for f in report.findings if f.code == "input-scale-mismatch"]
+
+
+def test_statistics_fitted_on_raw_pixels_against_unit_data_is_input_scale_mismatch_both_ways(mnist_small, tmp_path):
+    import normlab
+
+    raw, unit = mnist_small, mnist_small / 255.0
+    fitted_raw, fitted_unit = normlab.Standardize().fit(raw), normlab.Standardize().fit(unit)
+    fitted_raw.save(tmp_path / "raw.json")
+    normlab.stats(raw).save(tmp_path / "raw.stats.json")
+    for given in (fitted_raw, str(tmp_path / "raw.json"), str(tmp_path / "raw.stats.json")):
+        f = one(check(unit, stats=given), "input-scale-mismatch")  # the ToTensor() habit
+        assert (f.severity, f.subject) == ("error", "stats")
+        assert f.numbers["fit_range"] == [0.0, 255.0] and f.numbers["data_max"] == 1.0 and f.numbers["data_float"]
+        assert "fitted on uint8 data in [0, 255]" in f.message and "ToTensor()" in f.message
+        assert "stats-outside-data" not in check(unit, stats=given)  # said once, by the precise finding
+        assert _scale_finding(check(raw, stats=given)) == []  # the fitted scale: no finding
+    f = one(check(raw, normalizer=fitted_unit), "input-scale-mismatch")  # [0, 1] statistics, raw uint8 data
+    assert "raw pixels: divide by 255" in f.message and f.hint.startswith("x = x / 255")
+    assert _scale_finding(check(unit, normalizer=fitted_unit)) == []
+    # tutorial constants on the [0, 1] scale next to uint8 data are read as x / 255 (ToTensor), not a mismatch
+    assert _scale_finding(check(raw, stats={"mean": [0.1307], "std": [0.3081], "min": [0.0], "max": [1.0]})) == []
+
+
+def test_a_model_with_normlab_s_keras_layer_fed_unit_data_is_input_scale_mismatch(mnist_small, tmp_path):
+    keras = pytest.importorskip("keras")
+    import normlab
+    from normlab.cli.main import main
+
+    norm = normlab.Standardize(per="channel").fit(mnist_small)
+    model = keras.Sequential([keras.Input((28, 28, 1)), norm.to_keras(), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    for m in (model, str(path)):
+        f = one(check(mnist_small / 255.0, model=m), "input-scale-mismatch")
+        assert f.subject == "model" and "The model's input layer Normalization" in f.message
+        assert _scale_finding(check(mnist_small, model=m)) == []
+    np.save(tmp_path / "unit.npy", (mnist_small[:500] / 255.0).astype(np.float32))
+    assert main(["check", str(tmp_path / "unit.npy"), "--model", str(path)]) == 1

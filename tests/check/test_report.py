@@ -73,4 +73,4 @@ def test_unknown_codes_and_severities_are_refused():
 
 def test_every_code_is_kebab_case():
     assert all(code == code.lower() and " " not in code and "_" not in code for code in CODES)
-    assert len(CODES) == 17
+    assert len(CODES) == 18

@@ -8,6 +8,7 @@ public fitted attributes, and the result transforms exactly as the source did.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -142,7 +143,8 @@ def from_keras(layer: Any) -> Any:
     ('feature', [2.0, 20.0], [1.0, 10.0])
     """
     name = type(layer).__name__
-    if _library(layer) != "keras" or name != "Normalization":
+    keras_mod = sys.modules.get("keras")
+    if keras_mod is None or not isinstance(layer, keras_mod.layers.Normalization):  # Keras' own or normlab's
         raise NormlabError(
             f"from_keras() received a {type(layer).__module__}.{name}; expected a keras.layers.Normalization "
             "layer. Other layers hold no statistics normlab can read."
@@ -180,5 +182,9 @@ def from_keras(layer: Any) -> Any:
     var = np.asarray(keras.ops.convert_to_numpy(layer.variance), np.float64).reshape(layout.stat_shape)
     # Keras adapts in float32: its variance resolves spreads down to float32's two-pass rounding
     stats = _Stats(mean=mean, var=var, count=np.ones(layout.stat_shape), rel_resolution=_FLOAT32_TWO_PASS)
-    return nz.Standardize.from_stats(stats, layout=layout, fit_dtype=np.float32, n_samples_seen=0, per=per,
+    norm = nz.Standardize.from_stats(stats, layout=layout, fit_dtype=np.float32, n_samples_seen=0, per=per,
                                      channel_axis=channel_axis)
+    if getattr(layer, "fit_range", None) is not None:  # normlab's layer: the input-scale guard carries over
+        norm.input_range_ = tuple(float(v) for v in layer.fit_range)
+        norm.fit_dtype_ = np.dtype(layer.fit_dtype or np.float32)
+    return norm

@@ -2,18 +2,28 @@
 
 ``normalizer.to_keras()`` returns the simplest layer that applies exactly ``normalizer.transform``:
 
-- ``keras.layers.Rescaling(scale=1 / s)`` when the transform is one constant divisor (``Identity``,
-  ``Scale(by=255 | "dtype")``);
-- ``keras.layers.Normalization(axis=...)`` holding ``mean = center_`` and ``variance = scale_ ** 2`` (as
-  ``adapt`` would leave it) for the other stateful normalizers: Keras computes
+- :class:`Rescaling` (Keras' ``Rescaling(scale=1 / s)``) when the transform is one constant divisor
+  (``Identity``, ``Scale(by=255 | "dtype")``);
+- :class:`Normalization` (Keras' ``Normalization(axis=...)``) holding ``mean = center_`` and
+  ``variance = scale_ ** 2`` (as ``adapt`` would leave it) for the other stateful normalizers: Keras computes
   ``(x - mean) / max(sqrt(variance), 1e-7)``, the same map whenever ``scale_ >= 1e-6``;
 - :class:`Normalize` (``y = x * inv_scale + offset``) when a scale is too small or too large for that;
 - :class:`SampleNormalize` for ``per="sample" | "sample-channel"``: each sample's statistics computed in
   ``call`` (in float64) with the normalizer's own formula and zero rule.
 
-Each is serializable: a model saved as ``.keras`` loads back with the same outputs. The two normlab layers
-are registered as ``normlab>Normalize`` and ``normlab>SampleNormalize``; import ``normlab.keras`` before
-``keras.saving.load_model`` so Keras can find them. Written with ``keras.ops``, so any backend works
+:class:`Normalization` and :class:`Rescaling` are Keras' own layers (same ``call``, same numbers) plus the
+input-scale guard that :class:`Normalize` has too: they record the range and dtype of the data the
+normalizer was fitted on (``fit_range``, ``fit_dtype``, in ``get_config()``), and the first concrete input
+is checked against them once with :func:`normlab.core._ranges.scale_mismatch`, the rule the torch module
+and ``normlab check`` follow (an ``InputScaleWarning``, e.g. for ``[0, 1]`` floats into a layer fitted on
+0-255 pixels). After that first call the check costs one attribute read; symbolic calls (building a
+functional model, Keras' shape inference) and traced or compiled calls are never read. The check runs on
+the torch and NumPy backends, where calls are eager; other backends skip it.
+
+Each is serializable: a model saved as ``.keras`` loads back with the same outputs and the same guard
+(models saved before the guard existed load too, without it). normlab's layers are registered as
+``normlab>Normalization``, ``normlab>Rescaling``, ``normlab>Normalize`` and ``normlab>SampleNormalize``;
+import ``normlab.keras`` before ``keras.saving.load_model`` so Keras can find them. Written with ``keras.ops``, so any backend works
 (normlab tests the torch backend, ``KERAS_BACKEND=torch``). Keras' type promotion turns float64 into
 float32 in ``ops.maximum``, ``ops.minimum`` and ``ops.floor``, so the float64 statistics avoid them.
 """
@@ -21,6 +31,7 @@ float32 in ``ops.maximum``, ``ops.minimum`` and ``ops.floor``, so the float64 st
 from __future__ import annotations
 
 import math
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,18 +41,137 @@ from keras import ops
 
 from normlab.core._estimator import check_is_fitted
 from normlab.core._formulas import FORMULA_NAMES, TWO_PASS, FormulaSpec, apply
+from normlab.core._ranges import scale_mismatch
 from normlab.core.axes import describe_layout, resolve_layout
-from normlab.errors import LayoutError, NormlabError, ParameterError
+from normlab.errors import InputScaleWarning, LayoutError, NormlabError, ParameterError
 
-__all__ = ["Normalize", "SampleNormalize", "to_keras"]
+try:  # Keras' shape inference runs call() on placeholder tensors inside this scope: never read those
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope as _in_symbolic_scope
+except ImportError:  # pragma: no cover - a Keras without it: the meta-device test below still applies
+    def _in_symbolic_scope() -> bool:
+        return False
+
+__all__ = ["Normalization", "Normalize", "Rescaling", "SampleNormalize", "to_keras"]
 
 #: keras.layers.Normalization divides by max(sqrt(variance), 1e-7) in float32: exact above this scale.
 _KERAS_MIN_SCALE, _KERAS_MAX_SCALE = 1e-6, 1e18
 _SMALL_INTS = ("uint8", "int8", "int16", "uint16", "bool")
 
 
+# ---- the input-scale guard ----------------------------------------------------------------------
+
+
+def _input_range(x: Any) -> tuple[float, float, bool] | None:
+    """``(min, max, is_float)`` of a concrete input; None for symbolic, traced, compiled or empty ones."""
+    if _in_symbolic_scope() or isinstance(x, keras.KerasTensor):
+        return None
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        if (not isinstance(x, torch.Tensor) or x.device.type == "meta" or x.numel() == 0
+                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            return None
+        lo, hi = torch.aminmax(x.detach().flatten().to(torch.float64))
+        return float(lo), float(hi), bool(x.is_floating_point())
+    if backend == "numpy" and isinstance(x, np.ndarray) and x.size:
+        return float(np.min(x)), float(np.max(x)), x.dtype.kind == "f"
+    return None
+
+
+class _ScaleGuard:
+    """Mixin: remember the fitted data's range, check the first concrete input against it once."""
+
+    fit_range: tuple[float, float] | None
+    fit_dtype: str
+    name: str
+
+    def _init_guard(self, fit_range: Any, fit_dtype: Any) -> None:
+        self.fit_range = None if fit_range is None else (float(fit_range[0]), float(fit_range[1]))
+        self.fit_dtype = str(fit_dtype or "")
+        self._scale_checked = self.fit_range is None
+
+    def _guard_config(self) -> dict[str, Any]:
+        return {"fit_range": None if self.fit_range is None else list(self.fit_range), "fit_dtype": self.fit_dtype}
+
+    def _check_input_scale(self, inputs: Any) -> None:
+        seen = _input_range(inputs)
+        if seen is None:
+            return  # a symbolic or traced call: the first eager one is checked
+        self._scale_checked = True
+        assert self.fit_range is not None
+        msg = scale_mismatch(self.fit_range, self.fit_dtype, *seen,
+                             who=f"This normlab.keras.{type(self).__name__} layer {self.name!r}")
+        if msg:
+            warnings.warn(msg, InputScaleWarning, stacklevel=3)
+
+
 @keras.saving.register_keras_serializable(package="normlab")
-class Normalize(keras.layers.Layer):
+class Normalization(_ScaleGuard, keras.layers.Normalization):
+    """Keras' ``Normalization`` layer (the same ``call`` and numbers) with normlab's input-scale guard.
+
+    Made by ``normalizer.to_keras()``. ``fit_range`` (``[min, max]`` of the fitted data, or None: no
+    check) and ``fit_dtype`` are saved in ``get_config()``; the first concrete input is checked against
+    them once (see the module's notes) and an ``InputScaleWarning`` says what to change.
+
+    Examples
+    --------
+    >>> import numpy as np, warnings
+    >>> layer = Normalization(axis=None, mean=127.5, variance=127.5**2, fit_range=(0, 255), fit_dtype="uint8")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     y = layer(np.full((2, 3), 0.5, dtype=np.float32))      # [0, 1] floats into a 0-255 layer
+    >>> [type(w.message).__name__ for w in caught]
+    ['InputScaleWarning']
+    """
+
+    def __init__(self, *args: Any, fit_range: Any = None, fit_dtype: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_guard(fit_range, fit_dtype)
+
+    def call(self, inputs: Any) -> Any:
+        if not self._scale_checked:
+            self._check_input_scale(inputs)
+        return super().call(inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self._guard_config()}
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class Rescaling(_ScaleGuard, keras.layers.Rescaling):
+    """Keras' ``Rescaling`` layer (the same ``call`` and numbers) with normlab's input-scale guard.
+
+    Made by ``normalizer.to_keras()`` for a constant divisor; ``fit_range``/``fit_dtype`` as for
+    :class:`Normalization`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Rescaling(1 / 255, fit_range=(0, 255), fit_dtype="uint8")
+    >>> np.asarray(layer(np.array([[0, 51, 255]], dtype=np.uint8))).round(3)
+    array([[0. , 0.2, 1. ]], dtype=float32)
+    """
+
+    def __init__(self, scale: Any, offset: Any = 0.0, *, fit_range: Any = None, fit_dtype: str = "",
+                 **kwargs: Any) -> None:
+        super().__init__(scale, offset, **kwargs)
+        self._init_guard(fit_range, fit_dtype)
+
+    def call(self, inputs: Any) -> Any:
+        if not self._scale_checked:
+            self._check_input_scale(inputs)
+        return super().call(inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self._guard_config()}
+
+
+# ---- normlab's own layers ------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="normlab")
+class Normalize(_ScaleGuard, keras.layers.Layer):
     """``y = (x - center) / scale`` with fitted statistics: ``x * inv_scale + offset`` in float32.
 
     Usually made by ``normalizer.to_keras()`` (which prefers Keras' own ``Normalization`` layer when that
@@ -58,8 +188,10 @@ class Normalize(keras.layers.Layer):
     """
 
     def __init__(self, center: Any = None, scale: Any = None, *, per: str = "channel", channel_axis: int = -1,
-                 ndim: int = 4, stat_shape: Any = None, **kwargs: Any) -> None:
+                 ndim: int = 4, stat_shape: Any = None, fit_range: Any = None, fit_dtype: str = "",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._init_guard(fit_range, fit_dtype)
         if center is None:  # from a saved config: the weights are loaded afterwards
             center = np.zeros(tuple(stat_shape or ()))
             scale = np.ones_like(center)
@@ -95,6 +227,8 @@ class Normalize(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any) -> Any:
+        if not self._scale_checked:
+            self._check_input_scale(inputs)
         _check_rank(self, inputs)
         x = ops.cast(inputs, self.compute_dtype)
         shape = ops.shape(x)
@@ -112,7 +246,7 @@ class Normalize(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"per": self.per, "channel_axis": self.channel_axis, "ndim": self.ndim,
-                       "stat_shape": list(self.stat_shape)})
+                       "stat_shape": list(self.stat_shape), **self._guard_config()})
         return config
 
 
@@ -293,8 +427,8 @@ def to_keras(normalizer: Any) -> keras.layers.Layer:
     >>> import numpy as np, keras, normlab
     >>> x = np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3)           # (n, h, w, c)
     >>> layer = normlab.Standardize(per="channel").fit(x).to_keras()
-    >>> type(layer).__name__, layer.axis
-    ('Normalization', (3,))
+    >>> isinstance(layer, keras.layers.Normalization), layer.axis, layer.fit_range    # Keras' own, guarded
+    (True, (3,), (0.0, 23.0))
     >>> model = keras.Sequential([keras.Input((2, 2, 3), dtype="uint8"), layer])
     >>> model(x).shape
     torch.Size([2, 2, 2, 3])
@@ -307,16 +441,17 @@ def to_keras(normalizer: Any) -> keras.layers.Layer:
                                nan=normalizer.nan, **normalizer.formula_spec().kwargs())
     center = np.asarray(normalizer.center_, np.float64)
     scale = np.asarray(normalizer.scale_, np.float64)
+    guard = {"fit_range": getattr(normalizer, "input_range_", None), "fit_dtype": str(normalizer.fit_dtype_)}
     if not np.any(center) and np.all(scale == scale.flat[0]):
-        return keras.layers.Rescaling(scale=float(1.0 / scale.flat[0]))
+        return Rescaling(scale=float(1.0 / scale.flat[0]), **guard)
     if _KERAS_MIN_SCALE <= np.min(np.abs(scale)) and np.max(np.abs(scale)) <= _KERAS_MAX_SCALE and np.all(scale > 0):
         # Keras' own layer, built and given its statistics as weights (as adapt() leaves it): they are saved
         # with the model's weights, not as long lists in its JSON config
         axis = {"global": None, "channel": lay.channel_axis}.get(lay.per, tuple(range(1, lay.ndim)))
-        layer = keras.layers.Normalization(axis=axis)
+        layer = Normalization(axis=axis, **guard)
         layer.build(tuple(lay.shape[a] if a in lay.keep_axes and a > 0 else None for a in range(lay.ndim)))
         layer.adapt_mean.assign(center.reshape(layer.adapt_mean.shape))
         layer.adapt_variance.assign((scale**2).reshape(layer.adapt_variance.shape))
         layer.finalize_state()
         return layer
-    return Normalize(center, scale, per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim)
+    return Normalize(center, scale, per=lay.per, channel_axis=lay.channel_axis, ndim=lay.ndim, **guard)

@@ -114,20 +114,28 @@ def _keras_layers(model: Any) -> list[Any]:
     return out
 
 
+def _fitted_on(layer: Any) -> dict[str, Any]:
+    """The fitted data's range and dtype that normlab's layers and modules record (for the scale check)."""
+    lo, hi = getattr(layer, "fit_range", None) or (getattr(layer, "fit_min", None), getattr(layer, "fit_max", None))
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return {}
+    return {"fit_range": (float(lo), float(hi)), "fit_dtype": str(getattr(layer, "fit_dtype", "") or "")}
+
+
 def _keras_step(layer: Any) -> InputStep | None:
     kind = type(layer).__name__
     if kind == "Rescaling":
         cfg = layer.get_config()
         return InputStep(layer.name, kind, np.asarray(cfg["scale"], dtype=np.float64),
-                         np.asarray(cfg["offset"], dtype=np.float64))
+                         np.asarray(cfg["offset"], dtype=np.float64), **_fitted_on(layer))
     if kind == "Normalization" and not getattr(layer, "invert", False) and getattr(layer, "mean", None) is not None:
         mean = np.asarray(layer.mean, dtype=np.float64)
         std = np.maximum(np.sqrt(np.asarray(layer.variance, dtype=np.float64)), 1e-7)  # keras.backend.epsilon()
         mean, std = _drop_batch_axis(mean), _drop_batch_axis(std)
-        return InputStep(layer.name, kind, 1.0 / std, -mean / std)
+        return InputStep(layer.name, kind, 1.0 / std, -mean / std, **_fitted_on(layer))
     if kind == "Normalize" and type(layer).__module__.startswith("normlab"):
         return InputStep(layer.name, "normlab Normalize", np.asarray(layer.inv_scale, dtype=np.float64),
-                         np.asarray(layer.offset, dtype=np.float64))
+                         np.asarray(layer.offset, dtype=np.float64), **_fitted_on(layer))
     return None
 
 
@@ -170,7 +178,8 @@ def _as_array(v: Any) -> np.ndarray:
 def _torch_step(name: str, module: Any) -> InputStep | None:
     kind = type(module).__name__
     if kind == "Normalize" and type(module).__module__.startswith("normlab"):
-        return InputStep(name, "normlab Normalize", _as_array(module.inv_scale), _as_array(module.offset))
+        return InputStep(name, "normlab Normalize", _as_array(module.inv_scale), _as_array(module.offset),
+                         **_fitted_on(module))
     mean, std = getattr(module, "mean", None), getattr(module, "std", None)
     if "Normalize" in kind and mean is not None and std is not None and not callable(mean):
         m, s = _as_array(mean), _as_array(std)

@@ -30,6 +30,7 @@ _CHECKS: tuple[tuple[tuple[str, ...], Callable[[Context], bool], Callable[[Conte
     (("double-scaling",), lambda c: c.X is not None or c.Z is not None, _values.double_scaling),
     (("std-as-variance",), lambda c: stats_used(c) is not None, _statistics.std_as_variance),
     (("averaged-std",), lambda c: stats_used(c) is not None, _statistics.averaged_std),
+    (("input-scale-mismatch",), lambda c: c.given is not None or c.model is not None, _network.input_scale_mismatch),
     (("stats-outside-data",), lambda c: c.X is not None and stats_used(c) is not None,
      _network.stats_outside_data),
     (("stats-from-other-data",), lambda c: c.X is not None and stats_used(c) is not None,

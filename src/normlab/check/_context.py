@@ -171,6 +171,7 @@ class Context:
         says how the test data is prepared).
         """
         m = self.model
+        self.model_fed: np.ndarray | None = None  # what the model's first input layer receives (train split)
         if m is None or not m.steps or not self.data:
             return
         a, b = compose(m, self.internal_shape, self.channel_axis, self.n_channels)
@@ -179,6 +180,8 @@ class Context:
             base = self.fed_array(raw_role, norm_role)
             if base is None:
                 continue
+            if raw_role == "train":
+                self.model_fed = base
             dt = np.float32 if base.dtype.itemsize <= 4 else np.float64
             net = np.multiply(base, a.astype(dt), dtype=dt)
             net += b.astype(dt)

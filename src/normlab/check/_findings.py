@@ -35,6 +35,7 @@ CODES: dict[str, str] = {
     "std-as-variance": "a variance passed where a std is expected, or the other way round",
     "averaged-std": "a std that averages per-image or per-batch stds instead of the pooled std",
     "model-input": "the normalization layers at the model's input, which the other checks compose with the data",
+    "input-scale-mismatch": "data on another scale than the normalizer was fitted on ([0, 1] floats into 0..255 statistics)",
     "stats-outside-data": "a centre or scale far outside the data's range (0..255 statistics on [0, 1] data)",
     "stats-from-other-data": "statistics far from the data's own (another dataset's constants), with the right ones",
     "test-values-explode": "normalized test values far beyond the training range (std + epsilon on constant features)",

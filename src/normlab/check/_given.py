@@ -34,6 +34,8 @@ class Given:
     "var": ...}``); ``family`` says which statistics ``center``/``scale`` are (``standardize``: mean and std,
     ``minmax``: min and range, ``center``: mean only, ``robust``: median and IQR, ``other``).
     ``exact`` is True for a fitted normlab normalizer, whose transform applies to the raw data as it is.
+    ``fit_range``/``fit_dtype`` are the range and dtype of the data the statistics were computed on, where
+    known (a normalizer's ``input_range_``, a statistics file's min and max), for the input-scale rule.
     """
 
     family: str
@@ -46,6 +48,8 @@ class Given:
     exact: bool = False
     normalizer: Any = None
     label: str = "the given"  # how messages name them ("the recovered" when read back from normalized data)
+    fit_range: tuple[float, float] | None = None
+    fit_dtype: str = ""
 
     @property
     def size(self) -> int:
@@ -100,13 +104,19 @@ def _from_fields(raw: dict[str, Any], source: str) -> Given:
             f"normlab.check(stats=...): the entries have different lengths "
             f"{ {k: int(v.size) for k, v in fields.items()} }; expected one value per channel or feature in each."
         )
-    return Given(family, np.ravel(center), np.ravel(scale), {k: np.ravel(v) for k, v in fields.items()}, source)
+    fit_range = None
+    if "min" in fields and "max" in fields:
+        fit_range = (float(np.min(fields["min"])), float(np.max(fields["max"])))
+    return Given(family, np.ravel(center), np.ravel(scale), {k: np.ravel(v) for k, v in fields.items()}, source,
+                 fit_range=fit_range)
 
 
 def _from_dataset_stats(s: Any, source: str) -> Given:
     fields = {"mean": np.ravel(s.mean), "var": np.ravel(s.var)}
+    lo, hi = float(np.min(s.min)), float(np.max(s.max))
     return Given("standardize", np.ravel(s.mean), np.ravel(np.sqrt(s.var)), fields, source, per=s.per,
-                 channel_axis=s.channel_axis)
+                 channel_axis=s.channel_axis, fit_range=(lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None,
+                 fit_dtype=str(s.dtype))
 
 
 def normalizer_name(est: Any) -> str:
@@ -128,7 +138,8 @@ def _from_normalizer(est: Any, source: str) -> Given | None:
         if hasattr(est, attr):
             fields[attr.rstrip("_")] = np.ravel(getattr(est, attr))
     return Given(family, np.ravel(est.center_), np.ravel(est.scale_), fields, source, per=lay.per,
-                 channel_axis=lay.channel_axis, exact=True, normalizer=est)
+                 channel_axis=lay.channel_axis, exact=True, normalizer=est,
+                 fit_range=getattr(est, "input_range_", None), fit_dtype=str(est.fit_dtype_))
 
 
 def _read_text(text: str) -> tuple[Any, str]:

@@ -33,13 +33,17 @@ class InputStep:
     """One affine map at a model's input: ``y = x * scale + offset``.
 
     ``scale`` and ``offset`` broadcast against one sample in the model's layout, without the batch axis:
-    a scalar, ``(c,)``, ``(1, 1, c)``, ``(c, 1, 1)`` or the full sample shape.
+    a scalar, ``(c,)``, ``(1, 1, c)``, ``(c, 1, 1)`` or the full sample shape. ``fit_range`` and
+    ``fit_dtype`` are the range and dtype of the data the layer was fitted on, where it records them
+    (normlab's exported layers and modules), else None and ``""``.
     """
 
     name: str
     kind: str
     scale: np.ndarray
     offset: np.ndarray
+    fit_range: tuple[float, float] | None = None
+    fit_dtype: str = ""
 
     def formula(self) -> str:
         a, b = np.ravel(self.scale), np.ravel(self.offset)

@@ -12,8 +12,10 @@ from normlab.check._given import Given
 from normlab.check._shared import constant_mask, fed, stats_used
 from normlab.check._statistics import KNOWN, known_match, std_as_variance
 from normlab.check._values import once_too_often
+from normlab.core._ranges import scale_mismatch
 
-__all__ = ["model_input", "stats_from_other_data", "stats_outside_data", "test_values_explode"]
+__all__ = ["input_scale_mismatch", "model_input", "stats_from_other_data", "stats_outside_data",
+           "test_values_explode"]
 
 #: A centre further than this many data spans from the middle of the data's range, or a scale more than
 #: this many spans wide, leaves the network nearly constant inputs: statistics on another scale (0..255
@@ -56,6 +58,51 @@ def model_input(ctx: Context) -> list[Finding]:
     return [Finding("model-input", "info", "model", msg, "", numbers)]
 
 
+def _scale_case(ctx: Context) -> dict | None:
+    """The input-scale rule (:func:`normlab.core._ranges.scale_mismatch`, the exported layers' own) applied to
+    the recorded range of the given statistics (against the raw data) or of the model's first input layer
+    (against what the model is fed); the first that does not fit, or None."""
+    def cached() -> dict | None:
+        cases = []
+        g, x = ctx.given, ctx.X
+        if g is not None and g.fit_range is not None and x is not None and ctx.data_scale(g) == 1:
+            s = x.stats("global", -1)
+            source = g.source.removeprefix("fitted ")
+            cases.append(("stats", f"{g.label} {source}", g.fit_range, g.fit_dtype,
+                          float(np.min(s.min)), float(np.max(s.max)), x.x.dtype.kind == "f", x.label))
+        m, fed_x = ctx.model, getattr(ctx, "model_fed", None)
+        if m is not None and m.steps and m.steps[0].fit_range is not None and fed_x is not None:
+            step = m.steps[0]
+            with np.errstate(invalid="ignore"):
+                lo, hi = float(np.nanmin(fed_x)), float(np.nanmax(fed_x))
+            cases.append(("model", f"the model's input layer {step.kind} {step.name!r}", step.fit_range,
+                          step.fit_dtype, lo, hi, fed_x.dtype.kind == "f", "the data fed to the model"))
+        for subject, who, fit_range, fit_dtype, lo, hi, is_float, what in cases:
+            msg = scale_mismatch(fit_range, fit_dtype or "raw", lo, hi, is_float, who=who)
+            if msg is not None:
+                return {"subject": subject, "message": msg, "fit_range": list(fit_range), "fit_dtype": fit_dtype,
+                        "data_min": lo, "data_max": hi, "data_float": is_float, "data": what,
+                        "to_unit": hi > 2}
+        return None
+
+    return ctx.cached("input-scale", cached)
+
+
+def input_scale_mismatch(ctx: Context) -> list[Finding]:
+    """Data on another scale than the statistics (or the model's normlab layer) were fitted on."""
+    case = _scale_case(ctx)
+    if case is None:
+        return []
+    if case["to_unit"]:
+        hint = ("x = x / 255   # as ToTensor() does: the scale the statistics were fitted on\n"
+                'norm = normlab.Standardize(per="channel").fit(x_train)   # or refit on the raw values')
+    else:
+        hint = ("x = np.round(x * 255).astype(np.uint8)   # feed the raw pixels the statistics were fitted on\n"
+                'norm = normlab.Standardize(per="channel").fit(x_train)   # or refit on the [0, 1] data')
+    numbers = {k: case[k] for k in ("fit_range", "fit_dtype", "data_min", "data_max", "data_float")}
+    return [Finding("input-scale-mismatch", "error", case["subject"], case["message"], hint, numbers)]
+
+
 def _data_range(ctx: Context, g: Given) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Per-entry min, max, mean and std of the raw training data on the statistics' scale, and that scale."""
     x = ctx.X
@@ -89,6 +136,8 @@ def stats_outside_data(ctx: Context) -> list[Finding]:
     f = fed(ctx)
     if g is None or _outside(ctx, g) is None or (f is not None and once_too_often(f)):
         return []  # a second / 255 is double-scaling's
+    if g.label == "the given" and (_scale_case(ctx) or {}).get("subject") == "stats":
+        return []  # the recorded range says it precisely: input-scale-mismatch
     lo, hi, mean, std, k = _data_range(ctx, g)
     out_mean, out_std = (mean - g.center) / g.scale, std / np.abs(g.scale)
     scale_note = f" (on the scale of x / {fmt(k)})" if k != 1 else ""
