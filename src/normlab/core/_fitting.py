@@ -180,6 +180,8 @@ class StatsFeed:
         self.acc: StatsAccumulator | None = None
         self.n_samples = 0
         self.dtype: np.dtype | None = None
+        #: one sample's shape; None where batches differ (images of mixed sizes pooled per channel)
+        self.sample_shape: tuple[int | None, ...] | None = None
 
     def update(self, x: np.ndarray) -> Layout:
         feed = None if isinstance(x, np.ndarray) else collection_feeder(x)
@@ -193,6 +195,9 @@ class StatsFeed:
             self.dtype = x.dtype
         else:
             check_compatible(self.layout, layout, self.who, verb="partial_fit()")
+        sample = tuple(int(n) for n in x.shape[1:])
+        old = self.sample_shape or sample
+        self.sample_shape = tuple(a if a == b else None for a, b in zip(old, sample, strict=True))
         if layout.stateful:
             if self.acc is None:
                 k = max(1, prod(layout.stat_shape))
