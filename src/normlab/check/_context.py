@@ -73,7 +73,7 @@ class Context:
 
     # ---- alignment ------------------------------------------------------------------------------
 
-    def _align(self, raw: dict[str, tuple[np.ndarray, str, list[str] | None]], channel_axis: int,
+    def _align(self, raw: dict[str, tuple[np.ndarray, str, list[str] | None, bool]], channel_axis: int,
                guessed: bool = False) -> None:
         # The common per-sample shape is that of the normalized arrays when given (the user's own layout,
         # e.g. (n, 28, 28) from keras.datasets) and the raw data's otherwise.
@@ -98,7 +98,7 @@ class Context:
         if guessed:
             check_guessed_channel_axis(lay, "normlab.check()")
         self.channel_axis = lay.channel_axis
-        for role, (x, source, names) in raw.items():
+        for role, (x, source, names, pooled) in raw.items():
             per_sample = prod(x.shape[1:])
             if per_sample != prod(internal) or x.ndim < 2:
                 raise LayoutError(
@@ -106,7 +106,8 @@ class Context:
                     f"{ROLE_LABELS[ref_role]} has samples of shape {user}; expected the same values per "
                     "sample. Pass the normalized version of exactly the raw data given (same samples, same order)."
                 )
-            self.data[role] = Data(role, source, x.reshape(x.shape[0], *internal), tuple(x.shape), names)
+            self.data[role] = Data(role, source, x.reshape(x.shape[0], *internal), tuple(x.shape), names,
+                                   pooled=pooled)
         for a, b in (("train", "normalized"), ("test", "test_normalized")):
             if a in self.data and b in self.data and self.data[a].n != self.data[b].n:
                 raise LayoutError(
@@ -153,11 +154,17 @@ class Context:
                 f"normlab.check(per={per!r}) is not a mode with fitted statistics; expected 'auto', 'global', "
                 "'channel' or 'feature' (what your normalizer computes one statistic for)."
             )
-        if self.given is not None and self.given.per is not None and self.given.per in ("global", "channel",
-                                                                                           "feature"):
-            return self.given.per
-        if per == "auto":
-            return effective_per(self.internal_shape, self.channel_axis)
+        if self.given is not None and self.given.per in ("global", "channel", "feature"):
+            per = self.given.per
+        elif per == "auto":
+            per = effective_per(self.internal_shape, self.channel_axis)
+        pooled = next((d for d in self.data.values() if d.pooled), None)
+        if pooled is not None and per == "feature":
+            raise LayoutError(
+                f"normlab.check(per='feature'): {pooled.source.split(', ')[0]} holds images of mixed sizes, so "
+                "there is no pixel position common to all of them; expected images of one size for per-feature "
+                "statistics. Check per channel (the default), or resize the images (CLI: --resize H W)."
+            )
         return per
 
     # ---- the model's own input normalization --------------------------------------------------

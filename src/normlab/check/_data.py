@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ROLE_LABELS", "Data", "exact_stats", "resolve_array"]
+from normlab.errors import DatasetError
+
+__all__ = ["ROLE_LABELS", "Data", "dataset_samples", "exact_stats", "resolve_array"]
 
 #: How messages name each input.
 ROLE_LABELS = {
@@ -33,6 +35,7 @@ class Data:
     user_shape: tuple[int, ...]
     names: list[str] | None = None
     label_text: str | None = None  # how messages name it when not by its role (what a model receives)
+    pooled: bool = False  # images of mixed sizes, read as their pixels: samples of shape (1, 1, c)
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -96,8 +99,9 @@ def exact_stats(arrays: list[np.ndarray], mode: str, channel_axis: int, *, nan: 
     return stats(data, per=per, channel_axis=cax, quantiles=qs, nan=nan)
 
 
-def resolve_array(obj: Any, role: str, split: str) -> tuple[np.ndarray, str, list[str] | None]:
-    """An array, a dataset spec / file path, or a ``normlab.data`` dataset -> (array, source, feature names)."""
+def resolve_array(obj: Any, role: str, split: str) -> tuple[np.ndarray, str, list[str] | None, bool]:
+    """An array, a dataset spec / file path, or a ``normlab.data`` dataset -> (array, source, feature names,
+    pooled: True for a folder of images of mixed sizes, whose samples are then its pixels, shape (1, 1, c))."""
     from normlab.core._fitting import as_array
 
     who = f"normlab.check({role}=...)"
@@ -106,11 +110,11 @@ def resolve_array(obj: Any, role: str, split: str) -> tuple[np.ndarray, str, lis
 
         spec = str(obj)
         ds = open_dataset(spec)
-        x, use, names = _split_arrays(ds, role, split)
-        return as_array(x, who), spec if len(ds.splits) == 1 else f"{spec} [{use}]", names
+        x, use, names, note = _split_arrays(ds, role, split)
+        return as_array(x, who), (spec if len(ds.splits) == 1 else f"{spec} [{use}]") + note, names, bool(note)
     if hasattr(obj, "arrays") and hasattr(obj, "splits"):
-        x, use, names = _split_arrays(obj, role, split)
-        return as_array(x, who), f"{obj.name} [{use}]", names
+        x, use, names, note = _split_arrays(obj, role, split)
+        return as_array(x, who), f"{obj.name} [{use}]{note}", names, bool(note)
     names = None
     cols = getattr(obj, "columns", None)
     if cols is not None and hasattr(obj, "dtypes"):
@@ -118,15 +122,40 @@ def resolve_array(obj: Any, role: str, split: str) -> tuple[np.ndarray, str, lis
     if isinstance(obj, tuple) and len(obj) == 2 and hasattr(obj[0], "shape"):  # (x, y)
         obj = obj[0]
     x = as_array(obj, who)
-    return x, "array", names
+    return x, "array", names, False
 
 
-def _split_arrays(ds: Any, role: str, split: str) -> tuple[Any, str, list[str] | None]:
-    """The samples of the split ``role`` reads from a dataset (test roles: its test split), the split's name
-    and the dataset's feature names."""
+def _split_arrays(ds: Any, role: str, split: str) -> tuple[Any, str, list[str] | None, str]:
+    """The samples of the split ``role`` reads from a dataset (test roles: its test split), the split's name,
+    the dataset's feature names, and a note for the source ("" unless the images were pooled as pixels)."""
     use = split if split in ds.splits else ds.default_split
     if role.startswith("test") and "test" in ds.splits:
         use = "test"
-    x, _ = ds.arrays(use)
     names = list(ds.feature_names) if getattr(ds, "feature_names", None) else None
-    return x, use, names
+    x, note = dataset_samples(ds, use)
+    return x, use, names, note
+
+
+def dataset_samples(ds: Any, split: str) -> tuple[np.ndarray, str]:
+    """The samples of one split of a ``normlab.data`` dataset, and a note for their source: "" normally,
+    ``", 4 images of mixed sizes read as their 2,465 pixels"`` for a folder of images of different sizes."""
+    try:
+        x, _ = ds.arrays(split)
+    except DatasetError:
+        pooled = _pooled_pixels(ds, split) if getattr(ds, "kind", "") == "images" else None
+        if pooled is None:
+            raise
+        x, n_images = pooled
+        return x, f", {n_images} images of mixed sizes read as their {x.shape[0]:,} pixels"
+    return x, getattr(ds, "pooled_note", "")
+
+
+def _pooled_pixels(ds: Any, split: str) -> tuple[np.ndarray, int] | None:
+    """A folder of images of different sizes as its pixels, ``(p, 1, 1, c)``, and the number of images: the
+    per-channel checks are the same on them (pooled statistics are defined for any sizes). None when the
+    images have one size after all (then the error was another one)."""
+    batches = [b for b, _ in ds.iter_batches(split=split)]
+    if len({b.shape[1:] for b in batches}) <= 1:
+        return None
+    pixels = [b.reshape(-1, 1, 1, b.shape[-1]) for b in batches]  # images are (h, w, c), channels-last
+    return np.concatenate(pixels), sum(b.shape[0] for b in batches)

@@ -83,30 +83,32 @@ def _stats_arg(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     import normlab.adapters  # noqa: F401  (registers the model readers behind --model)
     import normlab.check as nc
+    from normlab.check._data import dataset_samples
     from normlab.data.cli import open_from_args
 
     train = test = None
     names_split = getattr(args, "split", None) or "train"
     if args.source:
         dataset = open_from_args(args.source, args)
-        train = dataset.arrays(names_split)[0]
+        train, note = dataset_samples(dataset, names_split)  # mixed-size image folders: pooled as pixels
         source = f"{args.source} [{names_split}]"
         test_spec = args.test
         if test_spec == "auto":
             test_spec = "test" if "test" in dataset.splits and names_split != "test" else "none"
         if test_spec in dataset.splits:
-            test = (dataset.arrays(test_spec)[0], f"{args.source} [{test_spec}]")
+            x_test, test_note = dataset_samples(dataset, test_spec)
+            test = (x_test, f"{args.source} [{test_spec}]", test_note)
         elif test_spec != "none":
-            test = (open_from_args(test_spec, args), test_spec)
-        train_arg: Any = _Named(train, source, getattr(dataset, "feature_names", None))
+            test = (open_from_args(test_spec, args), test_spec, "")
+        train_arg: Any = _Named(train, source, getattr(dataset, "feature_names", None), note)
     else:
         train_arg = None
         if args.test not in ("auto", "none"):
-            test = (open_from_args(args.test, args), args.test)
+            test = (open_from_args(args.test, args), args.test, "")
     test_arg = None
     if test is not None:
-        obj, label = test
-        test_arg = obj if not hasattr(obj, "shape") else _Named(obj, label, None)
+        obj, label, test_note = test
+        test_arg = obj if not hasattr(obj, "shape") else _Named(obj, label, None, test_note)
     report = nc.check(
         train_arg, normalized=args.normalized, test=test_arg, test_normalized=args.test_normalized,
         normalizer=args.normalizer, stats=_stats_arg(args), per=args.per, channel_axis=args.channel_axis,
@@ -122,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
 class _Named:
     """An array with the name it was opened from, as ``normlab.check`` reports it (a one-split dataset)."""
 
-    def __init__(self, x: Any, name: str, feature_names: Any) -> None:
+    def __init__(self, x: Any, name: str, feature_names: Any, pooled_note: str = "") -> None:
         self._x = x
+        self.pooled_note = pooled_note  # images of mixed sizes read as their pixels (check._data)
         self.name = name.rsplit(" [", 1)[0]
         self._split = name.rsplit(" [", 1)[1].rstrip("]") if " [" in name else "train"
         self.splits = (self._split,)

@@ -229,6 +229,8 @@ class StatsFeed:
         self.acc: StatsAccumulator | None = None
         self.n_samples = 0
         self.dtype: np.dtype | None = None
+        #: one sample's shape; None where batches differ (images of mixed sizes pooled per channel)
+        self.sample_shape: tuple[int | None, ...] | None = None
 
     def update(self, x: np.ndarray) -> Layout:
         feed = None if isinstance(x, np.ndarray) else collection_feeder(x)
@@ -248,6 +250,9 @@ class StatsFeed:
                 "cannot add data to them; expected all the data in one fit(X), or partial_fit() for every "
                 "batch (quantiles then exact up to 2**22 values, else from a sketch with a stated bound)."
             )
+        sample = tuple(int(n) for n in x.shape[1:])
+        old = self.sample_shape or sample
+        self.sample_shape = tuple(a if a == b else None for a, b in zip(old, sample, strict=True))
         if layout.stateful:
             select = bool(self.exact) and self.acc is None and _selects(x.dtype)
             if self.acc is None:

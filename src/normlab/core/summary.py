@@ -30,8 +30,9 @@ class DatasetStats:
     ----------
     per : str
         The resolved mode; ``layout`` names the axes, e.g. ``"(n, h, w, c)"``.
-    sample_shape : tuple of int
-        The shape of one sample, e.g. ``(28, 28, 1)``.
+    sample_shape : tuple of int or None
+        The shape of one sample, e.g. ``(28, 28, 1)``; None on the axes that vary (images of mixed sizes,
+        pooled per channel: ``(None, None, 3)``).
     count, mean, var, std, min, max : ndarray of the statistic's shape, e.g. ``(c,)``
     quantiles : dict of float to ndarray
         E.g. ``{0.25: ..., 0.5: ..., 0.75: ...}``; exact unless ``quantile_rank_error > 0``.
@@ -39,7 +40,7 @@ class DatasetStats:
 
     per: str
     layout: str
-    sample_shape: tuple[int, ...]
+    sample_shape: tuple[int | None, ...]
     channel_axis: int
     dtype: str
     n_samples: int
@@ -123,7 +124,7 @@ class DatasetStats:
         shown = rows if len(rows) <= max_rows else [*rows[: max_rows // 2], None, *rows[-max_rows // 2 :]]
         cells = [[fmt_cell(r[c]) for c in cols] if r else ["..."] + [""] * (len(cols) - 1) for r in shown]
         lines = [
-            f"{self.source or 'data'}: {self.n_samples} samples of shape {self.sample_shape} ({self.dtype}), "
+            f"{self.source or 'data'}: {self.n_samples} {self.describe_samples()} ({self.dtype}), "
             f"layout {self.layout}, per={self.per!r}",
             *text_table(cols, cells, align="<>"),
         ]
@@ -136,6 +137,19 @@ class DatasetStats:
         if self.quantile_rank_error:
             lines.append(f"quantiles are approximate: rank error at most {self.quantile_rank_error:.2e} of the count")
         return "\n".join(lines)
+
+    @property
+    def mixed_sizes(self) -> bool:
+        """True when the samples differ in shape (images of mixed sizes, pooled per channel)."""
+        return None in self.sample_shape
+
+    def describe_samples(self) -> str:
+        """``samples of shape (28, 28, 1)``, or ``images of mixed sizes (3 channels)``."""
+        if not self.mixed_sizes:
+            return f"samples of shape {tuple(self.sample_shape)}"
+        cax = self.channel_axis - 1 if self.channel_axis > 0 else self.channel_axis  # the batch's axis numbers
+        c = self.sample_shape[cax] if len(self.sample_shape) >= 2 else None
+        return "images of mixed sizes" + (f" ({c} channel{'s' if c != 1 else ''})" if c is not None else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,7 +180,8 @@ class DatasetStats:
                 f"{sorted(self.quantiles) or 'no quantiles'}; expected all three. Recompute them with "
                 "normlab stats SOURCE --quantiles 0.25,0.5,0.75 (or normlab.stats(data))."
             )
-        layout = resolve_layout(self.per, (1, *self.sample_shape), self.channel_axis)
+        probe = tuple(1 if n is None else n for n in self.sample_shape)  # mixed sizes: per channel / global
+        layout = resolve_layout(self.per, (1, *probe), self.channel_axis)
         return classes[kind].from_stats(_Frozen(self), layout=layout, fit_dtype=self.dtype,
                                         n_samples_seen=self.n_samples, per=self.per,
                                         channel_axis=self.channel_axis)
@@ -321,7 +336,8 @@ def stats(
     if names is None:
         names = list(getattr(data, "feature_names", None) or []) or None
     return DatasetStats(
-        per=lay.per, layout=lay.describe(), sample_shape=lay.shape[1:], channel_axis=lay.channel_axis,
+        per=lay.per, layout=lay.describe(), sample_shape=feed.sample_shape or lay.shape[1:],
+        channel_axis=lay.channel_axis,
         dtype=str(feed.dtype), n_samples=feed.n_samples, count=r(acc.count), mean=r(acc.mean), var=r(acc.var),
         min=r(acc.min), max=r(acc.max), quantiles={q: r(acc.quantile(q)) for q in qs},
         quantile_rank_error=float(acc.quantile_rank_error) if qs else 0.0,
