@@ -33,7 +33,9 @@ How each statistic is computed
   in the style of Manku-Rajagopalan-Lindsay and KLL, with alternating, never random, offsets). The sketch
   tracks a rigorous bound on its rank error, :attr:`StatsAccumulator.quantile_rank_error`: every answer
   ``v`` for a quantile ``q`` satisfies ``#{x < v} <= q (n - 1) + eps n`` and ``#{x <= v} >= q (n - 1) - eps n``.
-  With the default budget it is about 1e-4 for tens of millions of values per entry. The data are never
+  With the default budget it is about 1e-4 for tens of millions of values per entry. (The accumulator
+  streams; for one array already in memory, ``normlab.stats`` and ``Robust.fit`` select the quantiles
+  exactly instead, see :mod:`normlab.core._select`.) The data are never
   silently subsampled.
 
 Engines. With the optional numba package, compiled kernels (:mod:`normlab.core._numba`) do the passes;
