@@ -106,8 +106,20 @@ class _ScaleGuard:
             warnings.warn(msg, InputScaleWarning, stacklevel=3)
 
 
+class _GuardedKerasLayer(_ScaleGuard):
+    """Mixin for Keras' own layers: their ``call`` and config, with the input-scale guard in front."""
+
+    def call(self, inputs: Any) -> Any:
+        if not self._scale_checked:
+            self._check_input_scale(inputs)
+        return super().call(inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self._guard_config()}
+
+
 @keras.saving.register_keras_serializable(package="normlab")
-class Normalization(_ScaleGuard, keras.layers.Normalization):
+class Normalization(_GuardedKerasLayer, keras.layers.Normalization):
     """Keras' ``Normalization`` layer (the same ``call`` and numbers) with normlab's input-scale guard.
 
     Made by ``normalizer.to_keras()``. ``fit_range`` (``[min, max]`` of the fitted data, or None: no
@@ -129,17 +141,9 @@ class Normalization(_ScaleGuard, keras.layers.Normalization):
         super().__init__(*args, **kwargs)
         self._init_guard(fit_range, fit_dtype)
 
-    def call(self, inputs: Any) -> Any:
-        if not self._scale_checked:
-            self._check_input_scale(inputs)
-        return super().call(inputs)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **self._guard_config()}
-
 
 @keras.saving.register_keras_serializable(package="normlab")
-class Rescaling(_ScaleGuard, keras.layers.Rescaling):
+class Rescaling(_GuardedKerasLayer, keras.layers.Rescaling):
     """Keras' ``Rescaling`` layer (the same ``call`` and numbers) with normlab's input-scale guard.
 
     Made by ``normalizer.to_keras()`` for a constant divisor; ``fit_range``/``fit_dtype`` as for
@@ -157,14 +161,6 @@ class Rescaling(_ScaleGuard, keras.layers.Rescaling):
                  **kwargs: Any) -> None:
         super().__init__(scale, offset, **kwargs)
         self._init_guard(fit_range, fit_dtype)
-
-    def call(self, inputs: Any) -> Any:
-        if not self._scale_checked:
-            self._check_input_scale(inputs)
-        return super().call(inputs)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **self._guard_config()}
 
 
 # ---- normlab's own layers ------------------------------------------------------------------------
