@@ -194,3 +194,89 @@ def test_stream_keeps_the_sketch_with_its_bound():
             lo, hi = np.searchsorted(col, s.quantiles[q][j], "left"), np.searchsorted(col, s.quantiles[q][j], "right")
             pos = q * (len(col) - 1)
             assert lo - pos <= s.quantile_rank_error * len(col) and pos - hi <= s.quantile_rank_error * len(col)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sources read again: a dataset in memory or memory-mapped is selected exactly in passes over it
+# --------------------------------------------------------------------------------------------------------
+
+QUARTILES = (0.25, 0.5, 0.75)
+
+
+def _big_table(dtype=np.float64) -> np.ndarray:
+    """(230_000, 20): 4.6e6 values, past the one-pass exact store (2**22), at the issue's wide scales (up to
+    3e12 in float64; up to 3e4 in float32, whose spacing there is still below the columns' spread)."""
+    rng = np.random.default_rng(11)
+    top = 3e12 if dtype == np.float64 else 3e4
+    x = rng.normal(size=(230_000, 20)) * np.geomspace(0.01, 15, 20) + np.geomspace(0.3, top, 20)
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_npy_file_is_selected_exactly_not_sketched(tmp_path, engine, dtype, monkeypatch):
+    monkeypatch.setenv("NORMLAB_ENGINE", engine)
+    x = _big_table(dtype)
+    np.save(tmp_path / "x.npy", x)
+    ds = normlab.data.open(str(tmp_path / "x.npy"))
+    assert ds.rereads_fast()
+    s = normlab.stats(ds, quantiles=QUARTILES)
+    assert s.quantile_rank_error == 0.0
+    ref = np.quantile(x, QUARTILES, axis=0)
+    for i, q in enumerate(QUARTILES):
+        np.testing.assert_array_equal(s.quantiles[q], ref[i])
+    r = normlab.Robust(per="feature").fit(ds)
+    assert r.quantile_rank_error_ == 0.0
+    np.testing.assert_array_equal(r.median_, ref[1])
+    with pytest.raises(UsageError, match="partial_fit"):
+        r.partial_fit(x[:10])
+
+
+def test_selected_split_reads_the_same_samples_each_pass(tmp_path):
+    """A shuffled validation hold-out: every pass reads the same train samples as the moments pass."""
+    x = _big_table()
+    x = np.concatenate([x, x[:40_000] * 3])  # a hold-out unlike the rest would show if it leaked in
+    np.save(tmp_path / "x.npy", x)
+    ds = normlab.data.open(str(tmp_path / "x.npy"), validation_split=0.2, seed=3)
+    train, _ = ds.arrays("train")
+    s = normlab.stats(ds, split="train", quantiles=QUARTILES)
+    assert s.quantile_rank_error == 0.0 and s.n_samples == len(train)
+    np.testing.assert_array_equal(s.quantiles[0.5], np.median(train, axis=0))
+
+
+def test_file_selection_memory_is_bounded_by_a_batch(tmp_path):
+    x = np.random.default_rng(4).normal(size=(2_000_000, 4))  # 64 MB
+    np.save(tmp_path / "x.npy", x)
+    ds = normlab.data.open(str(tmp_path / "x.npy"))
+    normlab.stats(normlab.data.open(str(tmp_path / "x.npy"), limit=1000))  # imports outside the measurement
+    tracemalloc.start()
+    s = normlab.stats(ds)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert s.quantile_rank_error == 0.0
+    np.testing.assert_array_equal(s.quantiles[0.75], np.quantile(x, 0.75, axis=0))
+    assert peak < 32e6, f"peak extra memory {peak / 1e6:.1f} MB for {x.nbytes / 1e6:.0f} MB of data"
+
+
+def test_sources_that_read_slowly_keep_the_sketch(tmp_path):
+    """Parsed or compressed sources are read once: the sketch, with its bound stated, not extra passes."""
+    x = _big_table(np.float32)[:, :4]
+    x = np.concatenate([x] * 5)  # 4.6e6 values
+    np.savez_compressed(tmp_path / "x.npz", x=x)
+    ds = normlab.data.open(str(tmp_path / "x.npz"))
+    assert not ds.rereads_fast()
+    s = normlab.stats(ds, quantiles=QUARTILES)
+    assert 0 < s.quantile_rank_error <= 1e-3
+
+
+def test_every_reader_states_whether_it_rereads_fast():
+    """The choice is made per source class, never inherited by accident: parsed and decoded formats are
+    False, in-memory and memory-mapped ones True."""
+    from normlab.data import _base, arrays, cifar, idx, images, tables
+
+    assert _base.ArraySource.rereads_fast is True
+    for cls in (tables.CsvSource, tables.ParquetSource, images.ImageSource, cifar.CifarSource):
+        assert cls.rereads_fast is False, cls
+    ds = normlab.data.open("digits")  # bundled, in memory: small, so the one-pass store is exact anyway
+    assert ds.rereads_fast()
+    assert {idx.IdxSource, arrays.NpSource} <= set(_base.Source.__subclasses__())

@@ -35,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nan", default="raise", choices=["raise", "ignore"], help="what to do with NaN values")
     p.add_argument("--quantiles", metavar="LIST", default=None,
                    help="quantiles to report, comma-separated in [0, 1] (default 0.25,0.5,0.75), or 'none' "
-                   "to skip them: exact while at most 2**22 values are kept, then from a mergeable sketch "
-                   "whose rank-error bound is printed")
+                   "to skip them. Exact for 8/16-bit data, for up to 2**22 values, and for .npy/IDX files "
+                   "(selected in a few more passes over the file); parsed or compressed files (CSV, "
+                   "Parquet, .npz) are read once and sketched, with the rank-error bound printed")
     p.add_argument("--out", metavar="FILE", help="also save the statistics as JSON (read with normlab.load)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--rows", type=int, default=20, help="rows to show in the table (default 20)")

@@ -27,6 +27,7 @@ from normlab.core._fitting import (
     is_batch_stream,
     is_one_array,
     iter_input,
+    rereader,
 )
 from normlab.core._formulas import FORMULAS, NUMPY_OPS, FittedStats, FormulaSpec, SampleStats, apply
 from normlab.core._hooks import export
@@ -216,9 +217,11 @@ class Normalizer:
             shape = getattr(X, "shape", None)
             sized = isinstance(shape, tuple) and all(isinstance(d, (int, np.integer)) for d in shape)
             big = exact and sized and is_one_array(X) and prod(shape) > EXACT_QUANTILE_BUDGET
-            targets = self._quantile_targets() if big else ()
+            # a dataset that reads again at memory speed is selected in passes over it, not sketched
+            again = rereader(X, self._who()) if exact and not big and self._quantile_targets() else None
+            targets = self._quantile_targets() if big or again else ()
             feed = StatsFeed(self.per, self.channel_axis, self._who(), quantiles=self._needs_quantiles, nan=self.nan,
-                             data=X, exact=targets)
+                             data=X, exact=targets, reread=again)
         names = _feature_names(X)
         if names is not None or hasattr(self, "feature_names_in_"):
             _check_feature_names(self, names, reset=not hasattr(self, "per_"))

@@ -8,7 +8,7 @@ accumulator. Nothing here copies data that is already a C-contiguous numeric arr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from math import prod
 from typing import Any
 
@@ -17,7 +17,8 @@ import numpy as np
 from normlab._progress import Progress
 from normlab.core._batches import as_batches, convention_channel_axis
 from normlab.core._hooks import collection_feeder
-from normlab.core._select import exact_quantiles, key_spec
+from normlab.core._quantiles import EXACT_QUANTILE_BUDGET
+from normlab.core._select import exact_quantiles, key_spec, piece_passes, select_quantiles
 from normlab.core.axes import Layout, check_guessed_channel_axis, resolve_layout
 from normlab.core.stats import StatsAccumulator
 from normlab.errors import (
@@ -29,7 +30,7 @@ from normlab.errors import (
     nonfinite_message,
 )
 
-__all__ = ["StatsFeed", "as_array", "is_batch_stream", "is_one_array", "iter_input"]
+__all__ = ["StatsFeed", "as_array", "is_batch_stream", "is_one_array", "iter_input", "rereader"]
 
 
 def _is_sparse(x: Any) -> bool:
@@ -169,6 +170,25 @@ def is_one_array(x: Any) -> bool:
     return collection_feeder(x) is None and not is_batch_stream(as_batches(x, None))
 
 
+def rereader(x: Any, who: str, *, split: str | None = None,
+             batch_size: int | None = None) -> Callable[[], Iterator[np.ndarray]] | None:
+    """How to read the stream ``x`` again at about the speed of memory, or None where that costs more.
+
+    A ``normlab.data`` dataset with more values than the exact store keeps (``2**22``) whose split is in
+    memory or memory-mapped (``.npy``, uncompressed ``.npz``
+    and IDX files, bundled data: ``dataset.rereads_fast(split)``) can be read a few more times for exact
+    quantiles; a decoded or parsed source (CSV, Parquet, images), a generator or a DataLoader (which may
+    shuffle or augment) cannot, and keeps the one-pass sketch.
+    """
+    fast = getattr(x, "rereads_fast", None)
+    if not callable(fast) or not hasattr(x, "iter_batches") or not fast(split):
+        return None
+    nbytes = x.nbytes(split)
+    if nbytes is not None and nbytes // np.dtype(x.dtype).itemsize <= EXACT_QUANTILE_BUDGET:
+        return None  # the one-pass store keeps every value: exact already
+    return lambda: (as_array(b, who) for b in x.iter_batches(batch_size=batch_size, split=split))
+
+
 def _selects(dtype: np.dtype) -> bool:
     """Quantiles of ``dtype`` come from exact selection (float and 32/64-bit integer data; 8/16-bit
     integers keep their exact one-pass histograms)."""
@@ -210,13 +230,17 @@ class StatsFeed:
         How to name the caller in messages, e.g. ``"Standardize(per='channel')"``.
     quantiles, nan : forwarded to :class:`~normlab.core.stats.StatsAccumulator`.
     exact : tuple of float
-        Quantiles to select exactly (:func:`~normlab.core._select.exact_quantiles`, a few passes over the
-        batch) when the input is one array in memory (:func:`is_one_array`) of float or 32/64-bit integer
-        data; the accumulator then keeps no quantile data, and the feed takes no further batch.
+        Quantiles to select exactly (:mod:`~normlab.core._select`, a few histogram passes) for float or
+        32/64-bit integer data: over the one array in memory that the feed gets (:func:`is_one_array`), or,
+        with ``reread``, over the stream read again when :meth:`statistics` is asked. The accumulator then
+        keeps no quantile data, and the feed takes no further batch once they are selected.
+    reread : callable, optional
+        A fresh iterator over the same batches each call (:func:`rereader`).
     """
 
     def __init__(self, per: str, channel_axis: int | None, who: str, *, quantiles: bool = False, nan: str = "raise",
-                 data: Any = None, exact: tuple[float, ...] = ()):
+                 data: Any = None, exact: tuple[float, ...] = (),
+                 reread: Callable[[], Iterable[np.ndarray]] | None = None):
         self.per = per
         self.guessed = channel_axis is None  # then the input's convention decides, and the guard checks it
         self.channel_axis = convention_channel_axis(data) if channel_axis is None else channel_axis
@@ -225,6 +249,8 @@ class StatsFeed:
         self.nan = nan
         self.exact = tuple(exact)
         self.pinned: dict[float, np.ndarray] | None = None
+        self.reread = reread
+        self.deferred = False  # quantiles to select from the stream read again, in statistics()
         self.layout: Layout | None = None
         self.acc: StatsAccumulator | None = None
         self.n_samples = 0
@@ -263,7 +289,9 @@ class StatsFeed:
                 self.acc.update(x3)
             except NonFiniteError as err:
                 raise _locate_nonfinite(err, x, x3, self.who) from None
-            if select:
+            if select and self.reread is not None:
+                self.deferred = True
+            elif select:
                 qs = np.asarray(sorted(set(self.exact)), np.float64)
                 acc = self.acc
                 values = exact_quantiles(x3, qs, acc.count, acc.min, acc.max, engine=acc.engine)
@@ -275,7 +303,29 @@ class StatsFeed:
 
     def statistics(self) -> Any:
         """The accumulator, or a view of it with the exactly selected quantiles."""
+        if self.deferred and self.pinned is None:
+            self._select_again()
         return self.acc if self.pinned is None else PinnedQuantiles(self.acc, self.pinned)
+
+    def _select_again(self) -> None:
+        """Select the quantiles in passes over the stream read again, each pass shown as progress."""
+        acc, layout, reread = self.acc, self.layout, self.reread
+        assert acc is not None and layout is not None and reread is not None and self.dtype is not None
+        passes = [0]
+
+        def pieces() -> Iterator[np.ndarray]:
+            passes[0] += 1
+            desc = f"{self.who}: exact quantiles, pass {passes[0]}"
+            with Progress(total=self.n_samples, desc=desc, unit="samples") as bar:
+                for x in reread():
+                    yield layout.as_3d(np.ascontiguousarray(x))
+                    bar.update(len(x))
+
+        qs = np.asarray(sorted(set(self.exact)), np.float64)
+        nbytes = int(np.sum(acc.count)) * self.dtype.itemsize
+        run = piece_passes(pieces, acc.engine, nbytes)
+        values = select_quantiles(run, self.dtype, qs, acc.count, acc.min, acc.max)
+        self.pinned = {float(q): values[i] for i, q in enumerate(qs)}
 
 
 def _locate_nonfinite(err: NonFiniteError, x: np.ndarray, x3: np.ndarray, who: str) -> NonFiniteError:

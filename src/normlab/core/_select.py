@@ -18,6 +18,7 @@ O(bins + gather budget) per worker, never O(data). :func:`exact_quantiles` is th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -338,11 +339,59 @@ def exact_quantiles(x3: np.ndarray, qs: np.ndarray, count: np.ndarray, lo: np.nd
     moments pass); NaN values are left out (the ``nan="ignore"`` rule: with ``nan="raise"`` there are none).
     The result is exact: the order statistics are found, then interpolated by :func:`lerp_quantiles`.
     """
-    spec = key_spec(x3.dtype)
+    return select_quantiles(piece_passes(lambda: (x3,), engine, x3.nbytes), x3.dtype, qs, count, lo, hi)
+
+
+#: One pass of the refinement: ``run_pass(spec, windows) -> (histogram, gathered keys per window)`` over
+#: all the data, wherever it lives (one array, a re-read stream, the chunks of a Dask collection).
+PassRunner = Callable[[KeySpec, "_Windows"], tuple[np.ndarray, list[np.ndarray]]]
+
+
+def piece_passes(pieces: Callable[[], Iterable[np.ndarray]], engine: str = "auto",
+                 nbytes: int | None = None) -> PassRunner:
+    """A :data:`PassRunner` reading ``pieces()`` afresh in every pass: ``(a, k, b)`` arrays of one dtype
+    whose rows together are the data (one array, or the batches of a source that can be read again)."""
+    eng = resolve_engine(engine, nbytes)
+
+    def run(spec: KeySpec, win: _Windows) -> tuple[np.ndarray, list[np.ndarray]]:
+        return merge_passes([pass_counts(x3, spec, win, eng) for x3 in pieces()], win)
+
+    return run
+
+
+def pass_counts(x3: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One pass's histogram and gathered keys over the rows of ``x3`` (an ``(a, k, b)`` array), mergeable
+    with those of the other rows by :func:`merge_passes`."""
+    if x3.shape[0] == 0:
+        return np.zeros(win.nbins, np.int64), [np.zeros(0, np.int64) for _ in range(win.lo.size)]
+    return _run_pass(np.ascontiguousarray(x3).view(spec.view), spec, win, engine)
+
+
+def merge_passes(results: Iterable[tuple[np.ndarray, list[np.ndarray]]], win: _Windows
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The histogram and gathered keys of all the data from those of its parts (counts add, keys join)."""
+    hist = np.zeros(win.nbins, np.int64)
+    gathered: list[list[np.ndarray]] = [[] for _ in range(win.lo.size)]
+    for h, g in results:
+        hist += h
+        for w, keys in enumerate(g):
+            if keys.size:
+                gathered[w].append(keys)
+    return hist, [np.concatenate(g) if g else np.zeros(0, np.int64) for g in gathered]
+
+
+def select_quantiles(run_pass: PassRunner, dtype: np.dtype, qs: np.ndarray, count: np.ndarray, lo: np.ndarray,
+                     hi: np.ndarray) -> np.ndarray:
+    """The exact quantiles ``qs`` of each entry, shape ``(qs.size, k)``, found by ``run_pass`` passes.
+
+    ``dtype`` is the data's; ``count``, ``lo`` and ``hi`` each entry's number of non-NaN values, minimum and
+    maximum (from the moments pass). See :func:`exact_quantiles`.
+    """
+    dtype = np.dtype(dtype)
+    spec = key_spec(dtype)
     if spec is None:
-        raise TypeError(f"no order-preserving key for dtype {x3.dtype}")
-    X = x3.view(spec.view)
-    k = x3.shape[1]
+        raise TypeError(f"no order-preserving key for dtype {dtype}")
+    k = len(count)
     qs = np.asarray(qs, np.float64)
     wanted: list[set[int]] = []
     for j in range(k):
@@ -353,19 +402,18 @@ def exact_quantiles(x3: np.ndarray, qs: np.ndarray, count: np.ndarray, lo: np.nd
         wanted.append(need)
     found: list[dict[int, int]] = [{} for _ in range(k)]
     has = np.asarray(count) > 0
-    bounds = _key_bounds(x3.dtype, spec, np.where(has, lo, 0.0), np.where(has, hi, 0.0))
+    bounds = _key_bounds(dtype, spec, np.where(has, lo, 0.0), np.where(has, hi, 0.0))
     open_w = [[[bounds[0][j], bounds[1][j], 0, int(count[j])]] if wanted[j] else [] for j in range(k)]
-    engine = resolve_engine(engine, x3.nbytes)
     while any(open_w):
         win = _layout(open_w, count)
-        hist, gathered = _run_pass(X, spec, win, engine)
+        hist, gathered = run_pass(spec, win)
         open_w = _refine(hist, gathered, win, open_w, wanted, found)
     out = np.full((qs.size, k), np.nan)
     for j in range(k):
         if wanted[j]:
             table = found[j]
             out[:, j] = lerp_quantiles(
-                lambda idx, t=table: decode(np.array([t[int(i)] for i in idx], np.int64), x3.dtype, spec),
+                lambda idx, t=table: decode(np.array([t[int(i)] for i in idx], np.int64), dtype, spec),
                 int(count[j]), qs)
     return out
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from normlab._format import fmt_cell, text_table
 from normlab.core import normalizers as nz
-from normlab.core._fitting import StatsFeed, is_one_array, iter_input
+from normlab.core._fitting import StatsFeed, is_one_array, iter_input, rereader
 from normlab.core.axes import resolve_layout, resolve_per
 from normlab.core.persist import atomic_write_text, decode, to_document
 from normlab.errors import LayoutError, ParameterError, PersistError
@@ -322,11 +322,13 @@ def stats(
     qs = tuple(float(q) for q in quantiles)
     if any(not 0 <= q <= 1 for q in qs):
         raise ParameterError(f"normlab.stats(quantiles={quantiles!r}) must lie in [0, 1], e.g. (0.25, 0.5, 0.75).")
+    who = f"normlab.stats(per={per!r})"
     one = is_one_array(data)
-    feed = StatsFeed(per, channel_axis, f"normlab.stats(per={per!r})", quantiles=bool(qs), nan=nan, data=data,
-                     exact=qs if one else ())
-    # a stream is read once: its float quantiles are sketched beyond the exact budget, which the bar says
-    desc = "normlab.stats" if one or not qs else "normlab.stats (+ quantiles: sorted sketch past 2**22 values)"
+    again = None if one or not qs else rereader(data, who, split=split, batch_size=batch_size)
+    feed = StatsFeed(per, channel_axis, who, quantiles=bool(qs), nan=nan, data=data,
+                     exact=qs if one or again else (), reread=again)
+    # a stream read once has its float quantiles sketched beyond the exact budget, which the bar says
+    desc = "normlab.stats" if one or again or not qs else "normlab.stats (+ quantiles: sorted sketch past 2**22 values)"
     for batch in iter_input(data, desc, split=split, batch_size=batch_size):
         feed.update(batch)
     lay, acc = feed.layout, feed.statistics()

@@ -115,11 +115,15 @@ class Source:
     sequential : bool
         True where the samples can only be read as one stream from its start (a gzip file): cutting such
         a source saves no reading, so by default it is read as one shard.
+    rereads_fast : bool
+        True where reading the samples again costs about a pass over memory (held in memory, or
+        memory-mapped): exact float quantiles then read them a few more times instead of sketching them.
     """
 
     n: int = 0
     y: np.ndarray | None = None
     sequential: bool = False
+    rereads_fast: bool = False
 
     def labels(self) -> np.ndarray | None:
         """The labels of all ``n`` samples (``int64``, or ``float64`` targets), or ``None`` if unlabeled."""
@@ -187,6 +191,8 @@ def _seed_for(seed: int, split: str, purpose: int) -> np.random.Generator:
 
 class ArraySource(Source):
     """Arrays already in memory (or memory-mapped): scikit-learn's datasets and :func:`from_arrays`."""
+
+    rereads_fast = True
 
     def __init__(self, x: np.ndarray, y: np.ndarray | None, *, copy: bool = False) -> None:
         self.x = x
@@ -344,6 +350,10 @@ class LoadedDataset:
         """Number of samples in ``split`` (files found, for image folders read with ``on_error="skip"``)."""
         _, source, sel = self._plan(split)
         return count(sel, source.n)
+
+    def rereads_fast(self, split: str | None = None) -> bool:
+        """True where ``split`` can be read again at about the speed of memory (see :class:`Source`)."""
+        return bool(self._plan(split)[1].rereads_fast)
 
     def nbytes(self, split: str | None = None) -> int | None:
         """Bytes the samples of ``split`` take once decoded (``num_samples * prod(sample_shape) * itemsize``)."""

@@ -209,6 +209,7 @@ class NpSource(Source):
         self.y = y
         self.n = x.n
         self.sequential = isinstance(x.reader, StreamArray)  # a compressed .npz member
+        self.rereads_fast = not self.sequential  # a raw file: read again from the page cache
 
     def pieces(self, sel: Selection, rows: int, materialize: bool = False) -> Iterator[Batch]:
         plan = list(windows(self.n, sel, rows))

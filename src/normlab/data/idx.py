@@ -168,6 +168,7 @@ class IdxSource(Source):
         self.sample_shape = sample_shape
         # A gzip file is one stream from its start: cutting it into shards saves no reading.
         self.sequential = isinstance(self.reader, StreamArray)
+        self.rereads_fast = not self.sequential  # a raw file: read again from the page cache
 
     def labels(self) -> np.ndarray:
         check_fits(8 * self.n, f"{self.label_path}: the {self.n:,} labels as int64", _FIX)
