@@ -204,3 +204,41 @@ def test_chunk_tasks_run_kernels_on_the_workers_own_thread_count(client):
     inside, after = client.submit(_numba_threads_in_a_chunk_task, pure=False).result()
     assert inside == 1  # the fixture's workers have one thread each
     assert after >= inside  # restored afterwards
+
+
+def test_float_quantiles_of_a_big_array_are_selected_exactly_on_the_workers(client):
+    """Past the one-pass store (2**22 values) a float Dask array is not sketched: each selection pass is a
+    histogram per chunk on the workers, merged in a tree; the result equals np.quantile bit for bit, in
+    every per= mode and through Robust.fit."""
+    from distributed import get_task_stream
+
+    rng = da.random.default_rng(12)
+    dx = rng.normal(size=(220_000, 4, 5), chunks=(30_000, 2, 5))  # the channel axis is cut: re-cut
+    dx = (dx * np.geomspace(0.01, 15, 5) + np.geomspace(0.3, 3e12, 5)).persist()  # in the workers' memory
+    x = dx.compute()
+    qs = (0.01, 0.25, 0.5, 0.75, 0.99)
+    with get_task_stream(client) as tasks:
+        s = normlab.stats(dx, per="channel", channel_axis=-1, quantiles=qs)
+    assert s.quantile_rank_error == 0.0
+    ref = np.quantile(x.reshape(-1, 5), qs, axis=0)
+    for i, q in enumerate(qs):
+        np.testing.assert_array_equal(s.quantiles[q], ref[i], err_msg=f"q={q}")
+    ran = [t for t in tasks.data if "normlab-select-" in str(t["key"])]
+    assert ran and {t["worker"] for t in ran} <= set(client.scheduler_info()["workers"])
+    g = normlab.stats(dx, per="global", quantiles=(0.5,))
+    assert g.quantiles[0.5].item() == np.quantile(x, 0.5)
+    f32 = (x[:, :, :3] - np.geomspace(0.3, 3e12, 5)[:3]).astype(np.float32)
+    f32d = dx[:, :, :3] - np.geomspace(0.3, 3e12, 5)[:3]
+    r = normlab.Robust(per="feature").fit(f32d.astype(np.float32).reshape(len(f32), -1).rechunk((50_000, 12)))
+    assert r.quantile_rank_error_ == 0.0
+    np.testing.assert_array_equal(r.median_, np.quantile(f32.reshape(len(f32), -1).astype(np.float64), 0.5, axis=0))
+
+
+def test_a_partial_fit_stream_of_dask_arrays_keeps_mergeable_quantiles():
+    """partial_fit adds data, so selection (which needs all of it) is not used: the sketch's bound is stated."""
+    x = np.random.default_rng(13).normal(size=(300_000, 20))
+    r = normlab.Robust(per="feature")
+    with dask.config.set(scheduler="sync"):
+        for part in (x[:150_000], x[150_000:]):
+            r.partial_fit(da.from_array(part, chunks=(50_000, 20)))
+    assert 0 < r.quantile_rank_error_ <= 1e-3

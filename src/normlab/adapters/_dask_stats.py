@@ -25,7 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from normlab.core._engine import resolve_engine
 from normlab.core._fitting import as_array, check_compatible
+from normlab.core._select import (
+    KeySpec,
+    PassRunner,
+    merge_passes,
+    pass_counts,
+    select_quantiles,
+    selects,
+)
 from normlab.core.axes import Layout, resolve_layout
 from normlab.core.normalizers import check_is_fitted
 from normlab.core.stats import StatsAccumulator
@@ -224,7 +233,10 @@ def feed_collection(feed: Any, x: Any) -> Layout:
     require_dask(feed.who)
     import dask
 
-    spec = _Spec(feed.per, feed.channel_axis, feed.who, feed.quantiles, feed.nan)
+    # quantiles asked of fit()/normlab.stats on a float or wide-integer array: selected exactly in passes
+    # over its chunks, so the moments pass keeps no values
+    selected = _selected_array(x) if feed.exact and feed.acc is None else None
+    spec = _Spec(feed.per, feed.channel_axis, feed.who, feed.quantiles and selected is None, feed.nan)
     if feed.layout is not None:  # later batches resolve per= exactly as the first did
         spec = dataclasses.replace(spec, per=feed.layout.per)
     root, layout = _plan(x, spec, feed.layout)
@@ -255,6 +267,11 @@ def feed_collection(feed: Any, x: Any) -> Layout:
             feed.acc = part.acc
         else:
             feed.acc.merge(part.acc)
+        if selected is not None:
+            acc, qs = part.acc, np.asarray(sorted(set(feed.exact)), np.float64)
+            run = _cluster_passes(selected, dataclasses.replace(spec, per=layout.per), layout)
+            values = select_quantiles(run, np.dtype(part.dtype), qs, acc.count, acc.min, acc.max)
+            feed.pinned = {float(q): values[i] for i, q in enumerate(qs)}
     feed.n_samples += int(part.n)
     return layout
 
@@ -318,10 +335,7 @@ def _plan_array(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout
     if fitted is not None:
         check_compatible(fitted, layout, spec.who, verb="partial_fit()")
     spec = dataclasses.replace(spec, per=layout.per)
-    # A statistic needs all of its entries in one chunk: axes kept whole, axis 0 re-cut to a sane size.
-    split = [a for a in layout.keep_axes if a != 0 and len(x.chunks[a]) > 1] if layout.stateful else []
-    if split:
-        x = x.rechunk({**({0: "auto"} if n_known else {}), **{a: -1 for a in split}})
+    x = _whole_entries(x, layout)
     starts = [np.concatenate(([0], np.cumsum(c)[:-1])) if n_known or a else None for a, c in enumerate(x.chunks)]
     blocks = x.to_delayed(optimize_graph=True)
     block_part = dask.delayed(_block_part, pure=True, traverse=False)
@@ -332,6 +346,72 @@ def _plan_array(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout
         name = f"normlab-chunk-{token}-{'-'.join(map(str, idx))}"
         parts.append(block_part(blocks[idx], offset, all(i == 0 for i in idx[1:]), spec, dask_key_name=name))
     return _tree(parts, spec, check=False), layout
+
+
+def _whole_entries(x: Any, layout: Layout) -> Any:
+    """``x`` re-cut so that a chunk holds all of its entries: axes kept whole, axis 0 re-cut to a sane size."""
+    split = [a for a in layout.keep_axes if a != 0 and len(x.chunks[a]) > 1] if layout.stateful else []
+    if split:
+        x = x.rechunk({**({0: "auto"} if not math.isnan(x.shape[0]) else {}), **{a: -1 for a in split}})
+    return x
+
+
+# --------------------------------------------------------------------------------------------------
+# Exact quantiles of a Dask array: each selection pass is a histogram per chunk, merged in a tree
+# --------------------------------------------------------------------------------------------------
+
+
+def _selected_array(x: Any) -> Any:
+    """``x`` as a Dask array whose quantiles are selected exactly (float or 32/64-bit integers), or None."""
+    import dask.array as da
+
+    if hasattr(x, "to_dask_array") and not isinstance(x, da.Array):  # a DataFrame: as _plan reads it
+        x = x.to_dask_array()
+    if not isinstance(x, da.Array) or not selects(np.dtype(x.dtype)):
+        return None
+    return x
+
+
+def _block_pass(block: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One selection pass over one chunk (runs on a worker): its histogram and gathered keys."""
+    x = np.asarray(block)
+    if x.size == 0:
+        return merge_passes([], win)
+    layout = resolve_layout(spec.per, x.shape, spec.channel_axis, owner=spec.who)
+    x3 = layout.as_3d(np.ascontiguousarray(x))
+    with _task_threads():
+        return pass_counts(x3, keys, win, resolve_engine("auto", x3.nbytes))
+
+
+def _merge_pass_results(*results: tuple, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    return merge_passes(results, win)
+
+
+def _cluster_passes(x: Any, spec: _Spec, layout: Layout) -> PassRunner:
+    """A :data:`~normlab.core._select.PassRunner` computing each pass on Dask: tasks return counts and at
+    most the gather budget of keys in all, never chunks."""
+    import dask
+    from dask.base import tokenize
+
+    blocks = list(_whole_entries(x, layout).to_delayed(optimize_graph=True).ravel())
+    leaf = dask.delayed(_block_pass, pure=True, traverse=False)
+    merge = dask.delayed(_merge_pass_results, pure=True, traverse=False)
+    passes = [0]
+
+    def run(keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+        passes[0] += 1
+        token = tokenize(x.name, spec, passes[0], win.lo, win.hi, win.shift)
+        level = [leaf(b, spec, keys, win, dask_key_name=f"normlab-select-{token}-{i}") for i, b in enumerate(blocks)]
+        depth = 0
+        while len(level) > 1:
+            level = [merge(*level[i : i + SPLIT_EVERY], win=win,
+                           dask_key_name=f"normlab-select-merge-{token}-{depth}-{i // SPLIT_EVERY}")
+                     for i in range(0, len(level), SPLIT_EVERY)]  # fmt: skip
+            depth += 1
+        (result,) = dask.compute(level[0])
+        return result
+
+    return run
 
 
 def _bag_name(x: Any) -> str | None:

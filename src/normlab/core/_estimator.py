@@ -30,7 +30,7 @@ from normlab.core._fitting import (
     rereader,
 )
 from normlab.core._formulas import FORMULAS, NUMPY_OPS, FittedStats, FormulaSpec, SampleStats, apply
-from normlab.core._hooks import export
+from normlab.core._hooks import collection_feeder, export
 from normlab.core._kernels import affine_transform
 from normlab.core._output import check_container, wrap_output
 from normlab.core._quantiles import EXACT_QUANTILE_BUDGET
@@ -219,7 +219,7 @@ class Normalizer:
             big = exact and sized and is_one_array(X) and prod(shape) > EXACT_QUANTILE_BUDGET
             # a dataset that reads again at memory speed is selected in passes over it, not sketched
             again = rereader(X, self._who()) if exact and not big and self._quantile_targets() else None
-            targets = self._quantile_targets() if big or again else ()
+            targets = self._quantile_targets() if big or again or (exact and collection_feeder(X) is not None) else ()
             feed = StatsFeed(self.per, self.channel_axis, self._who(), quantiles=self._needs_quantiles, nan=self.nan,
                              data=X, exact=targets, reread=again)
         names = _feature_names(X)

@@ -18,7 +18,7 @@ from normlab._progress import Progress
 from normlab.core._batches import as_batches, convention_channel_axis
 from normlab.core._hooks import collection_feeder
 from normlab.core._quantiles import EXACT_QUANTILE_BUDGET
-from normlab.core._select import exact_quantiles, key_spec, piece_passes, select_quantiles
+from normlab.core._select import exact_quantiles, piece_passes, select_quantiles, selects
 from normlab.core.axes import Layout, check_guessed_channel_axis, resolve_layout
 from normlab.core.stats import StatsAccumulator
 from normlab.errors import (
@@ -30,7 +30,7 @@ from normlab.errors import (
     nonfinite_message,
 )
 
-__all__ = ["StatsFeed", "as_array", "is_batch_stream", "is_one_array", "iter_input", "rereader"]
+__all__ = ["PinnedQuantiles", "StatsFeed", "as_array", "is_batch_stream", "is_one_array", "iter_input", "rereader"]
 
 
 def _is_sparse(x: Any) -> bool:
@@ -180,6 +180,8 @@ def rereader(x: Any, who: str, *, split: str | None = None,
     quantiles; a decoded or parsed source (CSV, Parquet, images), a generator or a DataLoader (which may
     shuffle or augment) cannot, and keeps the one-pass sketch.
     """
+    if collection_feeder(x) is not None:
+        return None  # a Dask collection selects on its workers (its bridge runs the passes there)
     fast = getattr(x, "rereads_fast", None)
     if not callable(fast) or not hasattr(x, "iter_batches") or not fast(split):
         return None
@@ -187,12 +189,6 @@ def rereader(x: Any, who: str, *, split: str | None = None,
     if nbytes is not None and nbytes // np.dtype(x.dtype).itemsize <= EXACT_QUANTILE_BUDGET:
         return None  # the one-pass store keeps every value: exact already
     return lambda: (as_array(b, who) for b in x.iter_batches(batch_size=batch_size, split=split))
-
-
-def _selects(dtype: np.dtype) -> bool:
-    """Quantiles of ``dtype`` come from exact selection (float and 32/64-bit integer data; 8/16-bit
-    integers keep their exact one-pass histograms)."""
-    return key_spec(dtype) is not None and (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize >= 4))
 
 
 class PinnedQuantiles:
@@ -259,6 +255,12 @@ class StatsFeed:
         self.sample_shape: tuple[int | None, ...] | None = None
 
     def update(self, x: np.ndarray) -> Layout:
+        if self.pinned is not None:
+            raise UsageError(
+                f"{self.who} selected its quantiles exactly from the data given to fit(), so partial_fit() "
+                "cannot add data to them; expected all the data in one fit(X), or partial_fit() for every "
+                "batch (quantiles then exact up to 2**22 values, else from a sketch with a stated bound)."
+            )
         feed = None if isinstance(x, np.ndarray) else collection_feeder(x)
         if feed is not None:
             return feed(self, x)
@@ -270,17 +272,11 @@ class StatsFeed:
             self.dtype = x.dtype
         else:
             check_compatible(self.layout, layout, self.who, verb="partial_fit()")
-        if self.pinned is not None:
-            raise UsageError(
-                f"{self.who} selected its quantiles exactly from the array given to fit(), so partial_fit() "
-                "cannot add data to them; expected all the data in one fit(X), or partial_fit() for every "
-                "batch (quantiles then exact up to 2**22 values, else from a sketch with a stated bound)."
-            )
         sample = tuple(int(n) for n in x.shape[1:])
         old = self.sample_shape or sample
         self.sample_shape = tuple(a if a == b else None for a, b in zip(old, sample, strict=True))
         if layout.stateful:
-            select = bool(self.exact) and self.acc is None and _selects(x.dtype)
+            select = bool(self.exact) and self.acc is None and selects(x.dtype)
             if self.acc is None:
                 k = max(1, prod(layout.stat_shape))
                 self.acc = StatsAccumulator(k, quantiles=self.quantiles and not select, nan=self.nan)

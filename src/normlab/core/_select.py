@@ -65,6 +65,13 @@ def key_spec(dtype: np.dtype) -> KeySpec | None:
     return None
 
 
+def selects(dtype: np.dtype) -> bool:
+    """Quantiles of ``dtype`` come from selection (float and 32/64-bit integer data; 8/16-bit integers
+    keep their exact one-pass histograms)."""
+    dtype = np.dtype(dtype)
+    return key_spec(dtype) is not None and (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize >= 4))
+
+
 def keys_of(values: np.ndarray, spec: KeySpec) -> tuple[np.ndarray, np.ndarray | None]:
     """Keys (int64) of integer-view ``values`` and the mask of valid (non-NaN) ones (None: all valid)."""
     v = values.astype(np.int64)

@@ -13,6 +13,7 @@ import numpy as np
 from normlab._format import fmt_cell, text_table
 from normlab.core import normalizers as nz
 from normlab.core._fitting import StatsFeed, is_one_array, iter_input, rereader
+from normlab.core._hooks import collection_feeder
 from normlab.core.axes import resolve_layout, resolve_per
 from normlab.core.persist import atomic_write_text, decode, to_document
 from normlab.errors import LayoutError, ParameterError, PersistError
@@ -325,10 +326,12 @@ def stats(
     who = f"normlab.stats(per={per!r})"
     one = is_one_array(data)
     again = None if one or not qs else rereader(data, who, split=split, batch_size=batch_size)
+    # one array, a source read again fast, or a Dask collection (selected on its workers): exact passes
+    exact = one or again is not None or collection_feeder(data) is not None
     feed = StatsFeed(per, channel_axis, who, quantiles=bool(qs), nan=nan, data=data,
-                     exact=qs if one or again else (), reread=again)
+                     exact=qs if exact else (), reread=again)
     # a stream read once has its float quantiles sketched beyond the exact budget, which the bar says
-    desc = "normlab.stats" if one or again or not qs else "normlab.stats (+ quantiles: sorted sketch past 2**22 values)"
+    desc = "normlab.stats" if exact or not qs else "normlab.stats (+ quantiles: sorted sketch past 2**22 values)"
     for batch in iter_input(data, desc, split=split, batch_size=batch_size):
         feed.update(batch)
     lay, acc = feed.layout, feed.statistics()
