@@ -113,14 +113,17 @@ def _float_quantile_rows(gib: float, chunk_mib: float, repeat: int) -> tuple[lis
 
 
 def _kernel_in_worker(rows: int) -> float:
-    """Seconds for one chunk's statistics on a worker's thread (the kernel alone, data in memory)."""
+    """Seconds for one chunk's statistics on one of a worker's threads (the kernel alone, data in memory,
+    on one thread as in a chunk task of these 1-thread workers)."""
+    from normlab.core._engine import thread_limit
     from normlab.core.stats import StatsAccumulator
 
     x = np.random.default_rng(0).integers(0, 256, (rows, *SAMPLE), dtype=np.uint8).reshape(-1, 3, 1)
-    StatsAccumulator(3).update(x)
-    t = time.perf_counter()
-    StatsAccumulator(3).update(x)
-    return time.perf_counter() - t
+    with thread_limit(1):
+        StatsAccumulator(3).update(x)
+        t = time.perf_counter()
+        StatsAccumulator(3).update(x)
+        return time.perf_counter() - t
 
 
 def run(gib: float, workers: int, chunk_mib: float, repeat: int = 3) -> list[str]:

@@ -189,21 +189,23 @@ def test_transform_of_a_dask_array_equals_numpy_transform():
         assert normlab.MinMax(per="sample").fit(dx).n_samples_seen_ == 40
 
 
-def _numba_threads_in_a_chunk_task() -> tuple[int, int]:
+def _threads_in_a_chunk_task() -> tuple[int, int, int, int]:
     import numba
 
     from normlab.adapters._dask_stats import _task_threads
+    from normlab.core._engine import n_workers
 
     with _task_threads():
-        inside = numba.get_num_threads()
-    return inside, numba.get_num_threads()
+        inside = numba.get_num_threads(), n_workers()
+    return (*inside, numba.get_num_threads(), n_workers())
 
 
 def test_chunk_tasks_run_kernels_on_the_workers_own_thread_count(client):
+    """numba's threads and normlab's own pool both: a worker with one thread runs its kernels on one."""
     pytest.importorskip("numba")
-    inside, after = client.submit(_numba_threads_in_a_chunk_task, pure=False).result()
-    assert inside == 1  # the fixture's workers have one thread each
-    assert after >= inside  # restored afterwards
+    nb_in, pool_in, nb_after, pool_after = client.submit(_threads_in_a_chunk_task, pure=False).result()
+    assert (nb_in, pool_in) == (1, 1)  # the fixture's workers have one thread each
+    assert nb_after >= nb_in and pool_after >= pool_in  # restored afterwards
 
 
 def test_float_quantiles_of_a_big_array_are_selected_exactly_on_the_workers(client):

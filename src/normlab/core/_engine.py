@@ -13,8 +13,10 @@ It imports nothing of normlab, so every kernel module can use it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import threading
 from collections import deque
 from typing import Any
@@ -65,7 +67,11 @@ def resolve_engine(engine: str, nbytes: int | None = None) -> str:
 
 
 def n_workers() -> int:
-    """Worker threads of the NumPy engine: ``NORMLAB_THREADS``, else the usable cores (at most 8)."""
+    """Worker threads of a kernel called from this thread: the :func:`thread_limit` in force here, else
+    ``NORMLAB_THREADS``, else the usable cores (at most 8)."""
+    limit = getattr(_LOCAL, "threads", None)
+    if limit is not None:
+        return limit
     env = os.environ.get("NORMLAB_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
@@ -73,6 +79,24 @@ def n_workers() -> int:
         return max(1, min(len(os.sched_getaffinity(0)), 8))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, min(os.cpu_count() or 1, 8))
+
+
+@contextlib.contextmanager
+def thread_limit(n: int):
+    """Run the kernels called from this thread on at most ``n`` threads: normlab's pool and numba's
+    threads alike (a Dask worker with one thread must not start one per core)."""
+    old = getattr(_LOCAL, "threads", None)
+    _LOCAL.threads = max(1, int(n))
+    nb = sys.modules.get("numba")
+    nb_old = nb.get_num_threads() if nb is not None else None
+    if nb is not None:
+        nb.set_num_threads(max(1, min(nb_old, int(n))))  # numba's setting is per calling thread
+    try:
+        yield
+    finally:
+        _LOCAL.threads = old
+        if nb is not None:
+            nb.set_num_threads(nb_old)
 
 
 def pool():
