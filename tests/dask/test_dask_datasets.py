@@ -108,6 +108,22 @@ def test_cli_stats_with_a_scheduler_address_prints_the_local_numbers(client, tmp
     assert remote == local and remote["n_samples"] == 300
 
 
+def test_float_npy_on_a_scheduler_gives_the_local_exact_quantiles(client, tmp_path, capsys):
+    """A float file past the one-pass store: locally and on the workers alike its quantiles are selected
+    exactly (each pass reads the shards again), so --scheduler prints the same numbers, not a sketch's."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(110_000, 40)) * np.geomspace(0.01, 15, 40) + np.geomspace(0.3, 3e12, 40)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["stats", str(tmp_path / "x.npy"), "--json"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main(["stats", str(tmp_path / "x.npy"), "--json", "--scheduler", client.scheduler.address]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    assert remote["quantile_rank_error"] == local["quantile_rank_error"] == 0.0
+    for name in ("q25", "median", "q75", "min", "max", "count"):  # float moments agree to rounding only
+        assert [e[name] for e in remote["entries"]] == [e[name] for e in local["entries"]], name
+    assert [e["median"] for e in remote["entries"]] == np.quantile(x, 0.5, axis=0).tolist()
+
+
 def test_an_unreachable_scheduler_is_one_readable_error():
     with pytest.raises(ClusterError, match=r"cannot reach a Dask scheduler at tcp://127\.0\.0\.1:9.*--scheduler local"):
         with connect("127.0.0.1:9", timeout=0.5):

@@ -212,6 +212,8 @@ def _tree(parts: list, spec: _Spec, *, check: bool) -> Any:
 _BAG_SOURCES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 # Bags whose shards learn their sample counts only by reading: the split's size, and what to do if they differ.
 _BAG_COUNTS: dict[str, tuple[int, str]] = {}
+# Bags of shards of float or 32/64-bit integer data that read again at memory speed: quantiles selected.
+_BAG_REREADS: dict[str, bool] = {}
 
 
 def feed_collection(feed: Any, x: Any) -> Layout:
@@ -227,7 +229,7 @@ def feed_collection(feed: Any, x: Any) -> Layout:
 
     # quantiles asked of fit()/normlab.stats on a float or wide-integer array: selected exactly in passes
     # over its chunks, so the moments pass keeps no values
-    selected = _selected_array(x) if feed.exact and feed.acc is None else None
+    selected = _selected(x) if feed.exact and feed.acc is None else None
     spec = _Spec(feed.per, feed.channel_axis, feed.who, feed.quantiles and selected is None, feed.nan)
     if feed.layout is not None:  # later batches resolve per= exactly as the first did
         spec = dataclasses.replace(spec, per=feed.layout.per)
@@ -353,10 +355,15 @@ def _whole_entries(x: Any, layout: Layout) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
-def _selected_array(x: Any) -> Any:
-    """``x`` as a Dask array whose quantiles are selected exactly (float or 32/64-bit integers), or None."""
+def _selected(x: Any) -> Any:
+    """``x`` as the collection whose quantiles are selected exactly, or None (then sketched): a Dask array of
+    float or 32/64-bit integers, or a bag of the shards of such a dataset that reads again at memory speed
+    (:func:`dataset_bag`; its workers read the shards again for every pass)."""
     import dask.array as da
+    import dask.bag as db
 
+    if isinstance(x, db.Bag):
+        return x if _BAG_REREADS.get(x.name) else None
     if hasattr(x, "to_dask_array") and not isinstance(x, da.Array):  # a DataFrame: as _plan reads it
         x = x.to_dask_array()
     if not isinstance(x, da.Array) or not selects(np.dtype(x.dtype)):
@@ -375,25 +382,39 @@ def _block_pass(block: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.nd
         return pass_counts(x3, keys, win, resolve_engine("auto", x3.nbytes))
 
 
+def _items_pass(items: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One selection pass over a bag partition (runs on a worker): its shards read again, batch by batch."""
+    results = []
+    for item in items:
+        for batch in item if isinstance(item, Shard) else [item]:
+            results.append(_block_pass(as_array(batch, spec.who), spec, keys, win))
+    return merge_passes(results, win)
+
+
 def _merge_pass_results(*results: tuple, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     return merge_passes(results, win)
 
 
 def _cluster_passes(x: Any, spec: _Spec, layout: Layout) -> PassRunner:
-    """A :data:`~normlab.core._select.PassRunner` computing each pass on Dask: tasks return counts and at
-    most the gather budget of keys in all, never chunks."""
+    """A :data:`~normlab.core._select.PassRunner` computing each pass on Dask: one task per chunk (or bag
+    partition) returns counts and gathered keys, at most the gather budget in all, never data; they are
+    merged in a tree."""
     import dask
+    import dask.bag as db
     from dask.base import tokenize
 
-    blocks = list(_whole_entries(x, layout).to_delayed(optimize_graph=True).ravel())
-    leaf = dask.delayed(_block_pass, pure=True, traverse=False)
+    if isinstance(x, db.Bag):
+        pieces, fn = list(x.to_delayed(optimize_graph=True)), _items_pass
+    else:
+        pieces, fn = list(_whole_entries(x, layout).to_delayed(optimize_graph=True).ravel()), _block_pass
+    leaf = dask.delayed(fn, pure=True, traverse=False)
     merge = dask.delayed(_merge_pass_results, pure=True, traverse=False)
     passes = [0]
 
     def run(keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         passes[0] += 1
         token = tokenize(x.name, spec, passes[0], win.lo, win.hi, win.shift)
-        level = [leaf(b, spec, keys, win, dask_key_name=f"normlab-select-{token}-{i}") for i, b in enumerate(blocks)]
+        level = [leaf(b, spec, keys, win, dask_key_name=f"normlab-select-{token}-{i}") for i, b in enumerate(pieces)]
         depth = 0
         while len(level) > 1:
             level = [merge(*level[i : i + SPLIT_EVERY], win=win,
@@ -517,6 +538,7 @@ def dataset_bag(
     shards = dataset_shards(dataset, split, batch_size=batch_size, n_shards=n_shards)
     bag = db.from_sequence(shards, npartitions=len(shards))
     _BAG_SOURCES[bag.name] = dataset
+    _BAG_REREADS[bag.name] = bool(dataset.rereads_fast(split)) and selects(np.dtype(dataset.dtype))
     # Shards that learn their size only by reading (byte ranges): their total is checked after the pass.
     uncounted = [shard for shard in shards if shard.n is None]
     expected = dataset.num_samples(split)
