@@ -175,10 +175,10 @@ def rereader(x: Any, who: str, *, split: str | None = None,
     """How to read the stream ``x`` again at about the speed of memory, or None where that costs more.
 
     A ``normlab.data`` dataset with more values than the exact store keeps (``2**22``) whose split is in
-    memory or memory-mapped (``.npy``, uncompressed ``.npz``
-    and IDX files, bundled data: ``dataset.rereads_fast(split)``) can be read a few more times for exact
-    quantiles; a decoded or parsed source (CSV, Parquet, images), a generator or a DataLoader (which may
-    shuffle or augment) cannot, and keeps the one-pass sketch.
+    memory or memory-mapped (``.npy``, uncompressed ``.npz`` and IDX files, bundled data:
+    ``dataset.rereads_fast(split)``) can be read a few more times for exact quantiles; a decoded or parsed
+    source (CSV, Parquet, images), a generator or a DataLoader (which may shuffle or augment) cannot, and
+    keeps the one-pass sketch.
     """
     if collection_feeder(x) is not None:
         return None  # a Dask collection selects on its workers (its bridge runs the passes there)
