@@ -78,3 +78,35 @@ def test_compare_logs_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_pat
     err = capsys.readouterr().err
     assert code == 0 and "\r" not in err and "\x1b" not in err
     assert "compare: 100.0% |" in err and "2/2 epochs" in err and "runs 1/1" in err
+
+
+KERAS_BUILDER = """
+import keras
+
+def build(input_shape, n_classes):
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(n_classes)])
+"""
+
+
+@pytest.mark.parametrize("engine", ["torch", "keras", "keras-builder"])
+def test_device_cuda_without_a_gpu_is_one_error_line_before_any_training(engine, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    if engine != "torch":
+        pytest.importorskip("keras")
+    model = ["--model", "mlp", "--engine", engine]
+    if engine == "keras-builder":
+        (tmp_path / "net.py").write_text(KERAS_BUILDER)
+        model = ["--model", f"{tmp_path / 'net.py'}:build"]
+    out = tmp_path / "run"
+    code = main(["compare", "--data", "digits", "--limit", "100", "--methods", "none", *model, "--seeds", "1",
+                 "--epochs", "1", "--workers", "1", "--device", "cuda", "--quiet", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert [line for line in captured.err.splitlines() if line.startswith("Error:")] == [
+        captured.err.splitlines()[0]
+    ]
+    assert "PyTorch sees no CUDA GPU" in captured.err and "Use device='auto' or 'cpu'" in captured.err.replace("\n  ", " ")
+    assert "Traceback" not in captured.err
+    assert not out.exists()  # nothing trained, nothing written

@@ -97,3 +97,29 @@ def test_the_cli_trains_builtin_models_with_keras_and_a_keras_builder_beside_a_t
     assert main([*argv, "--model", both, "--out", str(tmp_path / "mixed")]) == 0
     config = json.loads((tmp_path / "mixed" / "config.json").read_text())["identity"]
     assert config["engines"] == ["keras", "torch"]
+
+
+def _run_devices(rundir):
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{rundir / 'results.sqlite'}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in con.execute("SELECT device FROM runs")]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("model", ["mlp", "uncompiled"])
+def test_the_keras_engine_trains_on_the_sweeps_device_not_keras_default(builders, tmp_path, tiny_digits, model):
+    # Keras 3 on torch puts tensors on its default device (a GPU whenever torch sees one); an outer
+    # keras.device("meta") stands in for that default here, and device="cpu" must win over it.
+    import keras
+
+    spec = "mlp" if model == "mlp" else f"{builders / 'uncompiled.py'}:build"
+    with keras.device("meta"):
+        result = compare(tiny_digits(300), methods="none,batchnorm-input", model=spec, engine="keras",
+                         device="cpu", seeds=1, epochs=1, workers=1, threads=1, out=tmp_path / model,
+                         progress=False, write_report=False)  # fmt: skip
+    assert result.n_finished == 2
+    assert _run_devices(result.rundir) == ["cpu", "cpu"]  # the device the weights were on
+    assert all(0.0 < e["val_acc"] <= 1.0 for e in _epochs(result.rundir))  # real numbers, not meta tensors

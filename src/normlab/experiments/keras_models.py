@@ -20,16 +20,19 @@ builder receives ``batchnorm=True``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from normlab.experiments._common import CompareError
 from normlab.experiments.models import ModelSpec, input_layout
 
-__all__ = ["KERAS_ARCHITECTURES", "build_keras_model", "import_keras", "is_keras_model", "label_format"]
+__all__ = ["KERAS_ARCHITECTURES", "build_keras_model", "import_keras", "is_keras_model", "keras_device",
+           "label_format"]
 
 
 def import_keras() -> Any:
@@ -43,6 +46,22 @@ def import_keras() -> Any:
             f"{keras.backend.backend()!r} backend; expected KERAS_BACKEND=torch. Set it before Python starts."
         )
     return keras
+
+
+@contextlib.contextmanager
+def keras_device(device: str) -> Iterator[None]:
+    """Keras creates its weights and tensors on ``device`` inside this block (when Keras is loaded).
+
+    Keras 3 on the torch backend places everything on its default device, a GPU whenever torch sees one
+    (``keras/src/backend/torch/core.py``: ``DEFAULT_DEVICE``), whatever the sweep's ``device`` says;
+    ``keras.device(device)`` sets the backend's device for this thread. Without Keras loaded there is
+    nothing to place, and Keras is not imported for it.
+    """
+    if "keras" not in sys.modules:
+        yield
+        return
+    with import_keras().device(device):
+        yield
 
 
 def is_keras_model(obj: Any) -> bool:

@@ -127,6 +127,13 @@ class _Probe:
                 "saturated_frac": float(sat)}  # fmt: skip
 
 
+def _device_of(keras: Any, model: Any) -> str:
+    """Where the model's weights are (``"cpu"``, ``"cuda:0"``), or where Keras puts tensors if it has none."""
+    for w in model.weights:
+        return str(w.value.device)
+    return str(keras.ops.convert_to_tensor(0.0).device)
+
+
 def train_keras_run(
     model: Any,
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -139,7 +146,8 @@ def train_keras_run(
     """Train the compiled Keras ``model`` with ``model.fit`` for ``settings.epochs`` epochs, recording each.
 
     ``data`` is ``(x_train, y_train, x_val, y_val)`` as NumPy arrays in the model's layout (channels-last
-    images), ``y`` integer labels (one-hot encoded here when the compiled loss wants it).
+    images), ``y`` integer labels (one-hot encoded here when the compiled loss wants it). The caller chooses
+    the device (``keras.device``); the result records the one the weights are on.
     """
     import torch
 
@@ -149,7 +157,7 @@ def train_keras_run(
     n_probe = max(64, min(PROBE_SIZE, x.shape[0] // PROBE_SHARE))
     probe_idx = np.random.default_rng(order_seed).permutation(x.shape[0])[:n_probe]
     probe = _Probe(model, x[probe_idx], y[probe_idx], n_classes)
-    result = RunResult(device="cpu", threads=torch.get_num_threads())
+    result = RunResult(device=_device_of(keras, model), threads=torch.get_num_threads())
     recorder = _recorder(keras, probe, settings, xv, yv, result, on_epoch)
     start = time.perf_counter()
     model.fit(_batches(keras, x, targets, settings.batch_size, order_seed), epochs=settings.epochs,
