@@ -124,7 +124,8 @@ def _keras_model(spec: ModelSpec, sample_shape: tuple[int, ...], n_classes: int,
     from normlab.experiments.keras_models import build_keras_model
 
     return build_keras_model(spec, sample_shape, n_classes, batchnorm_input=bn_in, batchnorm_all=bn_all,
-                             loss=settings.loss, optimizer=settings.optimizer, lr=settings.learning_rate)  # fmt: skip
+                             loss=settings.loss, optimizer=settings.optimizer, lr=settings.learning_rate,
+                             loss_given=settings.loss_given)  # fmt: skip
 
 
 def _keras_check(spec: ModelSpec, sample_shape: tuple[int, ...], n_classes: int, bn_in: bool,

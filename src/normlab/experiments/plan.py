@@ -280,7 +280,8 @@ def _settings(values: dict[str, Any]) -> TrainSettings:
     engine = get_engine(str(values.get("engine") or DEFAULTS["engine"]))
     values["engine"] = engine.name
     loss = get_loss(str(values.get("loss") or engine.default_loss)).name
-    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs, loss=loss)
+    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs, loss=loss,
+                         loss_given=values.get("loss") is not None)  # fmt: skip
 
 
 def seed_design(
