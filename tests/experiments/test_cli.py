@@ -44,11 +44,35 @@ def test_list_shows_methods_models_and_presets(capsys):
         assert name in text
 
 
+def test_list_shows_every_engine_loss_and_preset_under_its_heading(capsys):
+    from normlab.experiments.engines import ENGINES
+    from normlab.experiments.losses import LOSSES
+    from normlab.experiments.presets import PRESETS
+
+    assert main(["compare", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    def section(heading: str) -> list[str]:
+        start = lines.index(heading) + 1
+        end = next((i for i in range(start, len(lines)) if not lines[i].startswith(" ")), len(lines))
+        return [line.split()[0] for line in lines[start:end] if line.startswith("  ") and line[2] != " "]
+
+    assert section("engines (--engine):") == list(ENGINES) == ["torch", "keras"]
+    assert section("losses (--loss):") == list(LOSSES) == ["logits", "keras-probs"]
+    assert {"mnist-cnn", "mnist-lenet", "rows-lstm", "input-bn"} <= set(section("presets:")) == set(PRESETS)
+    keras_line = next(line for line in lines if line.startswith("  keras "))
+    assert "model.fit" in keras_line and "categorical_crossentropy" in keras_line
+    input_bn = lines[lines.index(next(x for x in lines if x.startswith("  input-bn"))) + 1]
+    assert "methods standardize,batchnorm-input; model mlp; engine keras; 5 seeds × 5 epochs" in input_bn
+
+
 def test_help_explains_keras_probs_in_one_line(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "keras-probs: Keras 3 (torch/JAX): softmax -> renormalize -> clip [1e-7, 1-1e-7] -> -log" in text
+    assert "A compiled keras.Model of yours keeps its own loss (refused with --loss)" in text
+    assert "--engine {torch,keras}" in text and "keras: Keras' model.fit (torch backend)" in text
 
 
 @pytest.mark.parametrize(
