@@ -101,7 +101,9 @@ def moving_stats_error(
         (``normlab.stats(x_train, per="channel")`` for images, ``per="feature"`` for tables), ``ddof=0``.
     x, y : ndarray, optional
         Evaluation samples and integer labels: the accuracy with the moving averages and with the exact
-        statistics in their place. The layer's moving averages are restored afterwards.
+        statistics in their place (``moving_variance = std**2``, the layer still adding its ``epsilon``;
+        a constant feature gets ``1 - epsilon``, so it divides by 1 as normlab's zero-spread rule does,
+        not by ``sqrt(epsilon)``). The layer's moving averages are restored afterwards.
 
     Examples
     --------
@@ -136,7 +138,9 @@ def moving_stats_error(
         acc_moving = _accuracy(model, x, y, batch_size)
         try:
             layer.moving_mean.assign(mean.astype(np.float32))
-            layer.moving_variance.assign((std**2).astype(np.float32))
+            # a constant feature divides by 1 (normlab's zero-spread rule), not by sqrt(epsilon)
+            exact_var = np.where(varying, std**2, 1.0 - layer.epsilon)
+            layer.moving_variance.assign(exact_var.astype(np.float32))
             acc_exact = _accuracy(model, x, y, batch_size)
         finally:
             layer.moving_mean.assign(moving_mean.astype(np.float32))
