@@ -7,7 +7,9 @@ used). A callback records every epoch:
 
 * ``train_loss``, ``train_acc``: Keras' own running averages over the epoch (its ``logs``);
 * ``val_loss``, ``val_acc``, ``n_pred_classes``: the model (inference mode) on the validation split, with
-  the model's compiled loss;
+  the model's compiled loss, in batches of the training batch size as ``fit(validation_data=...)`` does
+  (batches of 1,024 made a convolutional network's validation slower per sample on a CPU than Keras'
+  own, measured: 2.5 s against 1.5 s per epoch for ``cnn`` on 2,000 images);
 * ``grad_norm_mean``, ``grad_norm_max``, ``zero_grad_frac``, ``saturated_frac``: measured after the epoch
   on a fixed probe batch of training samples in inference mode: the global L2 norm of the loss's gradient
   (both fields hold it), the share of probe samples whose loss has exactly zero gradient with respect to
@@ -192,7 +194,7 @@ def _recorder(
                 result.status, result.reason = "diverged", f"{why} during epoch {epoch + 1}"
                 self.model.stop_training = True
                 return
-            val_loss, val_acc, n_pred = probe.evaluate(xv, yv, settings.eval_batch_size)
+            val_loss, val_acc, n_pred = probe.evaluate(xv, yv, settings.batch_size)
             record = {"epoch": epoch + 1, "train_loss": loss, "train_acc": float(logs.get("accuracy", math.nan)),
                       "val_loss": val_loss, "val_acc": val_acc, "n_pred_classes": n_pred, **probe.gradients()}
             record["seconds"] = time.perf_counter() - self.t0
