@@ -44,11 +44,35 @@ def test_list_shows_methods_models_and_presets(capsys):
         assert name in text
 
 
+def test_list_shows_every_engine_loss_and_preset_under_its_heading(capsys):
+    from normlab.experiments.engines import ENGINES
+    from normlab.experiments.losses import LOSSES
+    from normlab.experiments.presets import PRESETS
+
+    assert main(["compare", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    def section(heading: str) -> list[str]:
+        start = lines.index(heading) + 1
+        end = next((i for i in range(start, len(lines)) if not lines[i].startswith(" ")), len(lines))
+        return [line.split()[0] for line in lines[start:end] if line.startswith("  ") and line[2] != " "]
+
+    assert section("engines (--engine):") == list(ENGINES) == ["torch", "keras"]
+    assert section("losses (--loss):") == list(LOSSES) == ["logits", "keras-probs"]
+    assert {"mnist-cnn", "mnist-lenet", "rows-lstm", "input-bn"} <= set(section("presets:")) == set(PRESETS)
+    keras_line = next(line for line in lines if line.startswith("  keras "))
+    assert "model.fit" in keras_line and "categorical_crossentropy" in keras_line
+    input_bn = lines[lines.index(next(x for x in lines if x.startswith("  input-bn"))) + 1]
+    assert "methods standardize,batchnorm-input; model mlp; engine keras; 5 seeds × 5 epochs" in input_bn
+
+
 def test_help_explains_keras_probs_in_one_line(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "keras-probs: Keras 3 (torch/JAX): softmax -> renormalize -> clip [1e-7, 1-1e-7] -> -log" in text
+    assert "A compiled keras.Model of yours keeps its own loss (refused with --loss)" in text
+    assert "--engine {torch,keras}" in text and "keras: Keras' model.fit (torch backend)" in text
 
 
 @pytest.mark.parametrize(
@@ -78,3 +102,35 @@ def test_compare_logs_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_pat
     err = capsys.readouterr().err
     assert code == 0 and "\r" not in err and "\x1b" not in err
     assert "compare: 100.0% |" in err and "2/2 epochs" in err and "runs 1/1" in err
+
+
+KERAS_BUILDER = """
+import keras
+
+def build(input_shape, n_classes):
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(n_classes)])
+"""
+
+
+@pytest.mark.parametrize("engine", ["torch", "keras", "keras-builder"])
+def test_device_cuda_without_a_gpu_is_one_error_line_before_any_training(engine, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    if engine != "torch":
+        pytest.importorskip("keras")
+    model = ["--model", "mlp", "--engine", engine]
+    if engine == "keras-builder":
+        (tmp_path / "net.py").write_text(KERAS_BUILDER)
+        model = ["--model", f"{tmp_path / 'net.py'}:build"]
+    out = tmp_path / "run"
+    code = main(["compare", "--data", "digits", "--limit", "100", "--methods", "none", *model, "--seeds", "1",
+                 "--epochs", "1", "--workers", "1", "--device", "cuda", "--quiet", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert [line for line in captured.err.splitlines() if line.startswith("Error:")] == [
+        captured.err.splitlines()[0]
+    ]
+    assert "PyTorch sees no CUDA GPU" in captured.err and "Use device='auto' or 'cpu'" in captured.err.replace("\n  ", " ")
+    assert "Traceback" not in captured.err
+    assert not out.exists()  # nothing trained, nothing written

@@ -97,3 +97,98 @@ def test_the_cli_trains_builtin_models_with_keras_and_a_keras_builder_beside_a_t
     assert main([*argv, "--model", both, "--out", str(tmp_path / "mixed")]) == 0
     config = json.loads((tmp_path / "mixed" / "config.json").read_text())["identity"]
     assert config["engines"] == ["keras", "torch"]
+
+
+def _run_devices(rundir):
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{rundir / 'results.sqlite'}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in con.execute("SELECT device FROM runs")]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("model", ["mlp", "uncompiled"])
+def test_the_keras_engine_trains_on_the_sweeps_device_not_keras_default(builders, tmp_path, tiny_digits, model):
+    # Keras 3 on torch puts tensors on its default device (a GPU whenever torch sees one); an outer
+    # keras.device("meta") stands in for that default here, and device="cpu" must win over it.
+    import keras
+
+    spec = "mlp" if model == "mlp" else f"{builders / 'uncompiled.py'}:build"
+    with keras.device("meta"):
+        result = compare(tiny_digits(300), methods="none,batchnorm-input", model=spec, engine="keras",
+                         device="cpu", seeds=1, epochs=1, workers=1, threads=1, out=tmp_path / model,
+                         progress=False, write_report=False)  # fmt: skip
+    assert result.n_finished == 2
+    assert _run_devices(result.rundir) == ["cpu", "cpu"]  # the device the weights were on
+    assert all(0.0 < e["val_acc"] <= 1.0 for e in _epochs(result.rundir))  # real numbers, not meta tensors
+
+
+LOGITS_OUT = textwrap.dedent("""
+    import keras
+
+    def build(input_shape, n_classes):
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(32, activation="relu"),
+                                 keras.layers.Dense(n_classes)])
+""")
+
+
+@pytest.mark.parametrize(
+    ("builder", "loss", "fix"),
+    [
+        ("compiled.py", "logits", "Drop --loss to train with the model's compile(), or return the model uncompiled"),
+        ("compiled.py", "keras-probs", "Drop --loss to train with the model's compile()"),
+        ("uncompiled.py", "logits", "Remove the softmax, or use --loss keras-probs (or drop --loss)"),
+        ("logits_out.py", "keras-probs", "Add it, or use --loss logits (or drop --loss)"),
+    ],
+)
+def test_an_explicit_loss_a_keras_builder_cannot_train_with_is_refused_before_the_sweep(
+    builders, tmp_path, tiny_digits, builder, loss, fix
+):
+    from normlab.experiments import CompareError
+
+    (builders / "logits_out.py").write_text(LOGITS_OUT)
+    with pytest.raises(CompareError, match=r"expected .*" + fix.replace("(", r"\(").replace(")", r"\)")):
+        compare(tiny_digits(100), methods="none", model=f"{builders / builder}:build", loss=loss, seeds=1,
+                epochs=1, workers=1, threads=1, out=tmp_path / "run", progress=False)  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("builder", "loss", "from_logits"), [("uncompiled.py", "keras-probs", False),
+                                                              ("logits_out.py", "logits", True)])  # fmt: skip
+def test_an_uncompiled_keras_builder_with_the_matching_loss_gets_from_logits_from_its_output_activation(
+    builders, builder, loss, from_logits
+):
+    import keras
+
+    from normlab.experiments.keras_models import build_keras_model
+    from normlab.experiments.models import parse_model
+
+    (builders / "logits_out.py").write_text(LOGITS_OUT)
+    spec = parse_model(f"{builders / builder}:build")
+    for given in (True, False):  # the same model whether the loss was asked for or is the default
+        model = build_keras_model(spec, (64,), 10, batchnorm_input=False, batchnorm_all=False, loss=loss,
+                                  optimizer="adam", lr=1e-3, loss_given=given)  # fmt: skip
+        assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+        assert model.loss.get_config()["from_logits"] is from_logits
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp", "lenet"])
+def test_builtin_keras_models_have_a_softmax_head_for_keras_probs_and_a_linear_one_with_from_logits_for_logits(
+    name,
+):
+    import keras
+
+    from normlab.experiments.keras_models import build_keras_model, softmax_output
+    from normlab.experiments.models import parse_model
+
+    def build(loss):
+        return build_keras_model(parse_model(name), (28, 28, 1), 10, batchnorm_input=False, batchnorm_all=False,
+                                 loss=loss, optimizer="adam", lr=1e-3, loss_given=True)  # fmt: skip
+
+    probs, logits = build("keras-probs"), build("logits")
+    assert softmax_output(probs) and probs.loss == "categorical_crossentropy"
+    assert not softmax_output(logits) and logits.layers[-1].activation is keras.activations.linear
+    assert isinstance(logits.loss, keras.losses.CategoricalCrossentropy)
+    assert logits.loss.get_config()["from_logits"] is True

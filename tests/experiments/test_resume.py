@@ -153,3 +153,65 @@ def test_sigkill_mid_sweep_then_resume_finishes_only_the_missing_runs(tmp_path, 
     } == before  # finished runs untouched: same time, session, epochs
     assert all(after[k][1] == 2 for k in result.ran)  # trained in the second session
     assert not (out / ".cache").exists()
+
+
+KERAS_SCRIPT = textwrap.dedent("""
+    import sys
+    from normlab.experiments import compare
+    compare(sys.argv[2], limit=600, methods="scale,batchnorm-input", model="mlp", engine="keras", seeds=4,
+            epochs=2, batch_size=32, workers=1, threads=1, out=sys.argv[1], progress=False, write_report=False)
+""")
+
+NOT_TIMES = ("seconds", "run_key")
+
+
+def _numbers(rundir: Path) -> dict[tuple, list[dict]]:
+    """Every run's epochs, all fields but the wall times, keyed by (model, method, init seed, order seed)."""
+    from normlab.experiments.store import open_store
+
+    runs: dict[tuple, list[dict]] = {}
+    with open_store(rundir) as store:
+        for e in store.epochs():
+            key = (e["model"], e["method"], e["init_seed"], e["order_seed"])
+            runs.setdefault(key, []).append({k: v for k, v in e.items() if k not in NOT_TIMES})
+    return runs
+
+
+@pytest.mark.slow
+def test_keras_engine_sweep_killed_mid_way_resumes_to_the_numbers_of_an_uninterrupted_sweep(tmp_path, shared_data):
+    pytest.importorskip("keras")
+    from normlab.experiments import compare
+
+    data = f"mnist:{shared_data / 'mnist'}"
+    out = tmp_path / "killed"
+    db = out / "results.sqlite"
+    tag = f"NORMLAB_TEST_TAG={uuid.uuid4().hex}"
+    env = {**os.environ, "NORMLAB_PROGRESS": "0", "KERAS_BACKEND": "torch", tag.split("=")[0]: tag.split("=")[1]}
+    with subprocess.Popen([sys.executable, "-c", KERAS_SCRIPT, str(out), data], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:  # fmt: skip
+        deadline = time.monotonic() + 300
+        while len(_finished(db)) < 1:
+            if proc.poll() is not None:
+                pytest.fail(f"the sweep ended before it was killed: {proc.stderr.read().decode()[-2000:]}")
+            assert time.monotonic() < deadline, "no run finished within 300 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = _finished(db)
+    assert 1 <= len(before) < 8, "the kill should land in the middle of the sweep"
+    assert all(v[3] == 2 and v[4] == 2 for v in before.values()), "a committed run has all its epochs"
+
+    settings = dict(limit=600, methods="scale,batchnorm-input", model="mlp", engine="keras", seeds=4, epochs=2,
+                    batch_size=32, workers=1, threads=1, progress=False, write_report=False)  # fmt: skip
+    resumed = compare(data, out=out, **settings)
+    after = _finished(db)
+    assert len(after) == 8 == resumed.n_finished and resumed.n_skipped == len(before)
+    assert sorted(resumed.ran) == sorted(set(after) - set(before))  # only the missing runs were trained
+    assert {k: after[k] for k in before} == before  # the finished runs untouched
+
+    whole = compare(data, out=tmp_path / "whole", **settings)
+    assert whole.n_finished == 8 and whole.n_skipped == 0
+    got, expected = _numbers(out), _numbers(tmp_path / "whole")
+    assert len(got) == 8 and all(len(v) == 2 for v in got.values())  # every run once, both epochs
+    assert got == expected  # a resumed Keras sweep has the numbers of one that never stopped
+    assert len({round(v[-1]["val_acc"], 6) for v in got.values()}) > 1  # the seeds differ: not a constant

@@ -83,7 +83,8 @@ def _loss_help() -> str:
 
     first = next(iter(LOSSES))
     return "; ".join(f"{k}: {v.description}" for k, v in LOSSES.items()) + (
-        f" (default: {first} for the torch engine, keras-probs for keras)"
+        f" (default: {first} for the torch engine, keras-probs for keras). A compiled keras.Model of yours "
+        "keeps its own loss (refused with --loss); an uncompiled one must match it: softmax last for keras-probs"
     )
 
 

@@ -7,10 +7,15 @@
   returning a Keras model, which always trains here).
 
 Each engine gives ``check(spec, sample_shape, n_classes, batchnorm_input, batchnorm_all, settings,
-probe)``, which builds the model once and runs two samples through it before the sweep (a mistake fails
-there, not in the first run), and ``run(task, settings, device, on_epoch)``, which trains one task (the
-plain-dict form of a :class:`~normlab.experiments.plan.Task`) in a worker and returns its
-:class:`~normlab.experiments.train.RunResult`. ``normlab compare --list`` and ``--help`` list them.
+probe, device)``, which builds the model once and runs two samples through it before the sweep (a mistake
+fails there, not in the first run), and ``run(task, settings, device, on_epoch)``, which trains one task
+(the plain-dict form of a :class:`~normlab.experiments.plan.Task`) in a worker and returns its
+:class:`~normlab.experiments.train.RunResult`, whose ``device`` is where the weights were.
+``normlab compare --list`` and ``--help`` list them.
+
+Both engines train on the sweep's ``device``: the torch engine moves the model and the data there; the
+Keras engine builds, trains and evaluates inside ``keras.device(device)``, since Keras 3 on the torch
+backend would otherwise put everything on a GPU whenever torch sees one, even for ``device="cpu"``.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ def clear_prepared() -> None:
 
 
 def _torch_check(spec: ModelSpec, sample_shape: tuple[int, ...], n_classes: int, bn_in: bool,
-                 bn_all: bool, settings: TrainSettings, probe: np.ndarray) -> None:  # fmt: skip
+                 bn_all: bool, settings: TrainSettings, probe: np.ndarray, device: str) -> None:  # fmt: skip
     import torch
 
     with user_code(spec, f"{spec.function}(input_shape, n_classes)"):
@@ -119,18 +124,22 @@ def _keras_model(spec: ModelSpec, sample_shape: tuple[int, ...], n_classes: int,
     from normlab.experiments.keras_models import build_keras_model
 
     return build_keras_model(spec, sample_shape, n_classes, batchnorm_input=bn_in, batchnorm_all=bn_all,
-                             loss=settings.loss, optimizer=settings.optimizer, lr=settings.learning_rate)  # fmt: skip
+                             loss=settings.loss, optimizer=settings.optimizer, lr=settings.learning_rate,
+                             loss_given=settings.loss_given)  # fmt: skip
 
 
 def _keras_check(spec: ModelSpec, sample_shape: tuple[int, ...], n_classes: int, bn_in: bool,
-                 bn_all: bool, settings: TrainSettings, probe: np.ndarray) -> None:  # fmt: skip
-    model = _keras_model(spec, sample_shape, n_classes, bn_in, bn_all, settings)
-    try:
-        out = np.asarray(model.predict(np.asarray(probe, dtype=np.float32), verbose=0))
-    except Exception as e:
-        raise CompareError(
-            f"model {spec.name} failed on a batch of shape {tuple(probe.shape)}: {type(e).__name__}: {e}"
-        ) from e
+                 bn_all: bool, settings: TrainSettings, probe: np.ndarray, device: str) -> None:  # fmt: skip
+    from normlab.experiments.keras_models import import_keras
+
+    with import_keras().device(device):
+        model = _keras_model(spec, sample_shape, n_classes, bn_in, bn_all, settings)
+        try:
+            out = np.asarray(model.predict(np.asarray(probe, dtype=np.float32), verbose=0))
+        except Exception as e:
+            raise CompareError(
+                f"model {spec.name} failed on a batch of shape {tuple(probe.shape)}: {type(e).__name__}: {e}"
+            ) from e
     if out.shape != (probe.shape[0], n_classes):
         raise CompareError(
             f"model {spec.name} returned shape {out.shape} for a batch of {probe.shape[0]}; expected "
@@ -146,11 +155,12 @@ def _keras_run(task: dict[str, Any], settings: TrainSettings, device: str,
     keras = import_keras()
     data = prepared(task["files"], _channels_last, "keras")
     t0 = time.perf_counter()
-    keras.utils.set_random_seed(int(task["init_seed"]))
-    model = _keras_model(task["model_spec"], tuple(task["sample_shape"]), int(task["n_classes"]),
-                         bool(task["batchnorm_input"]), bool(task["batchnorm_all"]), settings)  # fmt: skip
-    result = train_keras_run(model, data, settings, int(task["order_seed"]), int(task["n_classes"]),
-                             on_epoch=on_epoch)  # fmt: skip
+    with keras.device(device):  # weights, batches and evaluation on the sweep's device, not Keras' default
+        keras.utils.set_random_seed(int(task["init_seed"]))
+        model = _keras_model(task["model_spec"], tuple(task["sample_shape"]), int(task["n_classes"]),
+                             bool(task["batchnorm_input"]), bool(task["batchnorm_all"]), settings)  # fmt: skip
+        result = train_keras_run(model, data, settings, int(task["order_seed"]), int(task["n_classes"]),
+                                 on_epoch=on_epoch)  # fmt: skip
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -11,7 +11,10 @@ zero biases, orthogonal recurrent kernels, an LSTM forget-gate bias of 1) under
 A user's ``file.py:build`` may return a ``keras.Model``: if the builder compiled it, its ``compile()``
 (loss, optimizer, metrics) is kept, with an ``"accuracy"`` metric added when it has none; otherwise the
 bench compiles it with its optimizer and ``SparseCategoricalCrossentropy(from_logits=...)``, chosen from
-the output activation (softmax: probabilities; anything else: logits).
+the output activation (softmax: probabilities; anything else: logits). A ``--loss`` given explicitly is
+checked against that model rather than silently replaced: a compiled model is refused (its own loss would
+train, not the one asked for), and an uncompiled one must end the way the loss reads its output
+(``keras-probs``: a softmax; ``logits``: no softmax), which is then the documented from-activation choice.
 
 ``batchnorm-input`` puts ``BatchNormalization(center=False, scale=False)`` in front of the model;
 ``batchnorm-all`` adds ``BatchNormalization`` after every hidden layer, before its activation (a user's
@@ -20,16 +23,19 @@ builder receives ``batchnorm=True``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from normlab.experiments._common import CompareError
 from normlab.experiments.models import ModelSpec, input_layout
 
-__all__ = ["KERAS_ARCHITECTURES", "build_keras_model", "import_keras", "is_keras_model", "label_format"]
+__all__ = ["KERAS_ARCHITECTURES", "build_keras_model", "import_keras", "is_keras_model", "keras_device",
+           "label_format"]
 
 
 def import_keras() -> Any:
@@ -43,6 +49,22 @@ def import_keras() -> Any:
             f"{keras.backend.backend()!r} backend; expected KERAS_BACKEND=torch. Set it before Python starts."
         )
     return keras
+
+
+@contextlib.contextmanager
+def keras_device(device: str) -> Iterator[None]:
+    """Keras creates its weights and tensors on ``device`` inside this block (when Keras is loaded).
+
+    Keras 3 on the torch backend places everything on its default device, a GPU whenever torch sees one
+    (``keras/src/backend/torch/core.py``: ``DEFAULT_DEVICE``), whatever the sweep's ``device`` says;
+    ``keras.device(device)`` sets the backend's device for this thread. Without Keras loaded there is
+    nothing to place, and Keras is not imported for it.
+    """
+    if "keras" not in sys.modules:
+        yield
+        return
+    with import_keras().device(device):
+        yield
 
 
 def is_keras_model(obj: Any) -> bool:
@@ -122,9 +144,13 @@ def _optimizer(keras: Any, name: str, lr: float) -> Any:
 
 def build_keras_model(
     spec: ModelSpec, sample_shape: tuple[int, ...], n_classes: int, *, batchnorm_input: bool,
-    batchnorm_all: bool, loss: str, optimizer: str, lr: float,
+    batchnorm_all: bool, loss: str, optimizer: str, lr: float, loss_given: bool = False,
 ) -> Any:  # fmt: skip
-    """The compiled Keras model of ``spec`` for samples of ``sample_shape`` (channels-last, as the data)."""
+    """The compiled Keras model of ``spec`` for samples of ``sample_shape`` (channels-last, as the data).
+
+    ``loss_given``: the user chose ``loss``; a user's model that cannot train with it is a
+    :class:`CompareError` (see the module's docstring).
+    """
     keras = import_keras()
     if spec.builtin:
         if spec.name not in KERAS_ARCHITECTURES:
@@ -142,6 +168,8 @@ def build_keras_model(
         )  # fmt: skip
     else:
         model = _user_model(keras, spec, sample_shape, n_classes, batchnorm_all)
+        if loss_given:
+            _check_user_loss(spec, model, loss)
     if batchnorm_input:
         model = _with_input_batchnorm(keras, model, sample_shape)
     if not model.compiled:
@@ -174,6 +202,31 @@ def _user_model(keras: Any, spec: ModelSpec, shape: tuple[int, ...], n_classes: 
             "keras.Model on another; expected the same kind of model every time."
         )
     return model
+
+
+def _check_user_loss(spec: ModelSpec, model: Any, loss: str) -> None:
+    """Refuse a user's Keras model that would not train with the explicitly chosen ``loss``."""
+    call = f"{spec.function}()"
+    if model.compiled:
+        own = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+        raise CompareError(
+            f"--loss {loss} was given, but {spec.name}'s {call} returned a compiled keras.Model, which trains "
+            f"with its own loss ({own}); expected one of the two, not both. Drop --loss to train with the "
+            f"model's compile(), or return the model uncompiled to train with --loss {loss}."
+        )
+    probs = softmax_output(model)
+    if loss == "keras-probs" and not probs:
+        raise CompareError(
+            f"--loss keras-probs is Keras 3's cross-entropy on a softmax output, but {spec.name}'s {call} "
+            "returned a model whose last layer has no softmax (its outputs are logits); expected "
+            "activation='softmax' on the last layer. Add it, or use --loss logits (or drop --loss)."
+        )
+    if loss == "logits" and probs:
+        raise CompareError(
+            f"--loss logits trains on the model's logits, but {spec.name}'s {call} returned a model whose last "
+            "layer ends in a softmax (its outputs are probabilities, which Keras clips as keras-probs does); "
+            "expected a last layer without softmax. Remove the softmax, or use --loss keras-probs (or drop --loss)."
+        )
 
 
 def _with_input_batchnorm(keras: Any, model: Any, shape: tuple[int, ...]) -> Any:

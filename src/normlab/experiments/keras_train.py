@@ -7,7 +7,9 @@ used). A callback records every epoch:
 
 * ``train_loss``, ``train_acc``: Keras' own running averages over the epoch (its ``logs``);
 * ``val_loss``, ``val_acc``, ``n_pred_classes``: the model (inference mode) on the validation split, with
-  the model's compiled loss;
+  the model's compiled loss, in batches of the training batch size as ``fit(validation_data=...)`` does
+  (batches of 1,024 made a convolutional network's validation slower per sample on a CPU than Keras'
+  own, measured: 2.5 s against 1.5 s per epoch for ``cnn`` on 2,000 images);
 * ``grad_norm_mean``, ``grad_norm_max``, ``zero_grad_frac``, ``saturated_frac``: measured after the epoch
   on a fixed probe batch of training samples in inference mode: the global L2 norm of the loss's gradient
   (both fields hold it), the share of probe samples whose loss has exactly zero gradient with respect to
@@ -127,6 +129,13 @@ class _Probe:
                 "saturated_frac": float(sat)}  # fmt: skip
 
 
+def _device_of(keras: Any, model: Any) -> str:
+    """Where the model's weights are (``"cpu"``, ``"cuda:0"``), or where Keras puts tensors if it has none."""
+    for w in model.weights:
+        return str(w.value.device)
+    return str(keras.ops.convert_to_tensor(0.0).device)
+
+
 def train_keras_run(
     model: Any,
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -139,7 +148,8 @@ def train_keras_run(
     """Train the compiled Keras ``model`` with ``model.fit`` for ``settings.epochs`` epochs, recording each.
 
     ``data`` is ``(x_train, y_train, x_val, y_val)`` as NumPy arrays in the model's layout (channels-last
-    images), ``y`` integer labels (one-hot encoded here when the compiled loss wants it).
+    images), ``y`` integer labels (one-hot encoded here when the compiled loss wants it). The caller chooses
+    the device (``keras.device``); the result records the one the weights are on.
     """
     import torch
 
@@ -149,7 +159,7 @@ def train_keras_run(
     n_probe = max(64, min(PROBE_SIZE, x.shape[0] // PROBE_SHARE))
     probe_idx = np.random.default_rng(order_seed).permutation(x.shape[0])[:n_probe]
     probe = _Probe(model, x[probe_idx], y[probe_idx], n_classes)
-    result = RunResult(device="cpu", threads=torch.get_num_threads())
+    result = RunResult(device=_device_of(keras, model), threads=torch.get_num_threads())
     recorder = _recorder(keras, probe, settings, xv, yv, result, on_epoch)
     start = time.perf_counter()
     model.fit(_batches(keras, x, targets, settings.batch_size, order_seed), epochs=settings.epochs,
@@ -184,7 +194,7 @@ def _recorder(
                 result.status, result.reason = "diverged", f"{why} during epoch {epoch + 1}"
                 self.model.stop_training = True
                 return
-            val_loss, val_acc, n_pred = probe.evaluate(xv, yv, settings.eval_batch_size)
+            val_loss, val_acc, n_pred = probe.evaluate(xv, yv, settings.batch_size)
             record = {"epoch": epoch + 1, "train_loss": loss, "train_acc": float(logs.get("accuracy", math.nan)),
                       "val_loss": val_loss, "val_acc": val_acc, "n_pred_classes": n_pred, **probe.gradients()}
             record["seconds"] = time.perf_counter() - self.t0

@@ -28,7 +28,7 @@ from normlab.experiments._common import (
     check_positive_number,
 )
 from normlab.experiments.engines import get_engine
-from normlab.experiments.keras_models import is_keras_model
+from normlab.experiments.keras_models import is_keras_model, keras_device
 from normlab.experiments.losses import get_loss
 from normlab.experiments.methods import FittedMethod, MethodSpec, parse_methods
 from normlab.experiments.models import ModelSpec, model_input_shape, parse_model
@@ -220,7 +220,7 @@ def plan(
     sweep_data = load_data(values["data"], validation_split=values.get("validation_split"),
                            limit=limit, options=dict(data_options or {}))  # fmt: skip
     fitted = {m.name: m.fit(sweep_data.arrays[0]) for m in method_specs}
-    engines = _check_models(model_specs, method_specs, sweep_data, settings, str(values["engine"]))
+    engines = _check_models(model_specs, method_specs, sweep_data, settings, str(values["engine"]), dev)
     config = {
         "data": sweep_data.identity,
         "models": [m.name for m in model_specs],
@@ -280,7 +280,8 @@ def _settings(values: dict[str, Any]) -> TrainSettings:
     engine = get_engine(str(values.get("engine") or DEFAULTS["engine"]))
     values["engine"] = engine.name
     loss = get_loss(str(values.get("loss") or engine.default_loss)).name
-    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs, loss=loss)
+    return TrainSettings(optimizer=opt, lr=values.get("lr"), batch_size=batch_size, epochs=epochs, loss=loss,
+                         loss_given=values.get("loss") is not None)  # fmt: skip
 
 
 def seed_design(
@@ -363,7 +364,7 @@ def _resolve_device(device: str) -> str:
 
 def _check_models(
     models: tuple[ModelSpec, ...], methods: tuple[MethodSpec, ...], data: SweepData,
-    settings: TrainSettings, engine: str,
+    settings: TrainSettings, engine: str, device: str,
 ) -> dict[str, str]:  # fmt: skip
     """Each model's engine; every (model, BatchNorm variant) built once on two samples: fail before the sweep.
 
@@ -373,14 +374,14 @@ def _check_models(
     variants = {(m.batchnorm_input, m.batchnorm_all) for m in methods}
     engines = {}
     for spec in models:
-        engines[spec.name] = engine if spec.builtin else _builder_engine(spec, data)
+        engines[spec.name] = engine if spec.builtin else _builder_engine(spec, data, device)
         check = get_engine(engines[spec.name]).check
         for bn_in, bn_all in sorted(variants):
-            check(spec, data.sample_shape, data.n_classes, bn_in, bn_all, settings, probe)
+            check(spec, data.sample_shape, data.n_classes, bn_in, bn_all, settings, probe, device)
     return engines
 
 
-def _builder_engine(spec: ModelSpec, data: SweepData) -> str:
+def _builder_engine(spec: ModelSpec, data: SweepData, device: str) -> str:
     """``"keras"`` when the user's builder returns a ``keras.Model``, else ``"torch"``.
 
     It is called with the torch layout's shape (channels-first images) and, if that fails or gives no
@@ -391,7 +392,8 @@ def _builder_engine(spec: ModelSpec, data: SweepData) -> str:
     builder = spec.load_builder()
     for shape in dict.fromkeys((model_input_shape(data.sample_shape), tuple(data.sample_shape))):
         try:
-            model = builder(shape, data.n_classes)
+            with keras_device(device):  # a Keras model's weights go where the sweep trains
+                model = builder(shape, data.n_classes)
         except Exception:
             continue
         if is_keras_model(model):  # first: on Keras' torch backend a keras.Model is a torch module too

@@ -50,6 +50,9 @@ class TrainSettings:
     explode_factor: float = 1e3
     eval_batch_size: int = 1024
     loss: str = "logits"
+    #: True when the user chose ``loss`` (``--loss``/``loss=``), False for the engine's default: a user's
+    #: Keras model is then checked against it instead of trained with a loss nobody asked for.
+    loss_given: bool = False
 
     @property
     def learning_rate(self) -> float:
