@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import normlab
 from normlab.adapters.dask import transform
-from normlab.errors import DataError, DataTypeError, LayoutError
+from normlab.errors import DataError, DataTypeError, LayoutError, NonFiniteError
 
 FIELDS = ("count", "mean", "var", "min", "max")
 
@@ -225,8 +225,11 @@ def test_float_quantiles_of_a_big_array_are_selected_exactly_on_the_workers(clie
     ref = np.quantile(x.reshape(-1, 5), qs, axis=0)
     for i, q in enumerate(qs):
         np.testing.assert_array_equal(s.quantiles[q], ref[i], err_msg=f"q={q}")
-    ran = [t for t in tasks.data if "normlab-select-" in str(t["key"])]
-    assert ran and {t["worker"] for t in ran} <= set(client.scheduler_info()["workers"])
+    # the chunks are in the workers' memory: each pass is one task per worker thread, next to its chunks
+    ran = [t for t in tasks.data if "normlab-held-pass-" in str(t["key"])]
+    workers = client.scheduler_info()["workers"]
+    assert ran and {t["worker"] for t in ran} <= set(workers)
+    assert len(ran) % len(workers) == 0 and not [t for t in tasks.data if "normlab-select-" in str(t["key"])]
     g = normlab.stats(dx, per="global", quantiles=(0.5,))
     assert g.quantiles[0.5].item() == np.quantile(x, 0.5)
     f32 = (x[:, :, :3] - np.geomspace(0.3, 3e12, 5)[:3]).astype(np.float32)
@@ -234,6 +237,38 @@ def test_float_quantiles_of_a_big_array_are_selected_exactly_on_the_workers(clie
     r = normlab.Robust(per="feature").fit(f32d.astype(np.float32).reshape(len(f32), -1).rechunk((50_000, 12)))
     assert r.quantile_rank_error_ == 0.0
     np.testing.assert_array_equal(r.median_, np.quantile(f32.reshape(len(f32), -1).astype(np.float64), 0.5, axis=0))
+
+
+def test_float_quantiles_of_a_lazy_array_are_selected_by_a_task_per_chunk(client):
+    """Not persisted: the same passes run as a graph, a histogram task per chunk merged in a tree."""
+    from distributed import get_task_stream
+
+    dx = da.random.default_rng(14).normal(size=(300_000, 16), chunks=(40_000, 16)) * 1e3 + 1e9
+    with get_task_stream(client) as tasks:
+        s = normlab.stats(dx, per="feature", quantiles=(0.1, 0.9))
+    x = dx.compute()
+    assert s.quantile_rank_error == 0.0
+    np.testing.assert_array_equal(s.quantiles[0.9], np.quantile(x, 0.9, axis=0))
+    assert [t for t in tasks.data if "normlab-select-" in str(t["key"])]
+
+
+def test_persisted_chunks_are_read_by_one_task_per_worker_thread(client):
+    """Chunks already in the workers' memory get no task each: one task per worker thread accumulates the
+    chunks it holds; the statistics stay bit-identical, and a NaN is still placed in the whole array."""
+    from distributed import get_task_stream
+
+    x = uint8_stack(shape=(400, 12, 10, 3), seed=9)
+    dx = client.persist(da.from_array(x, chunks=(40, 12, 10, 3)))
+    with get_task_stream(client) as tasks:
+        got = normlab.stats(dx, per="channel")
+    assert_identical(got, normlab.stats(x, per="channel"))
+    keys = [str(t["key"]) for t in tasks.data]
+    assert not [k for k in keys if "normlab-chunk-" in k]
+    assert 1 <= len([k for k in keys if "normlab-held-part-" in k]) <= len(client.scheduler_info()["workers"])
+    bad = np.random.default_rng(1).normal(size=(200, 5)).astype(np.float32)
+    bad[123, 4] = np.nan
+    with pytest.raises(NonFiniteError, match=r"\(123, 4\)"):
+        normlab.stats(client.persist(da.from_array(bad, chunks=(50, 5))), per="feature")
 
 
 def test_a_partial_fit_stream_of_dask_arrays_keeps_mergeable_quantiles():

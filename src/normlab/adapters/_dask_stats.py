@@ -225,7 +225,6 @@ def feed_collection(feed: Any, x: Any) -> Layout:
     from normlab.adapters._dask_cluster import require_dask
 
     require_dask(feed.who)
-    import dask
 
     # quantiles asked of fit()/normlab.stats on a float or wide-integer array: selected exactly in passes
     # over its chunks, so the moments pass keeps no values
@@ -234,7 +233,7 @@ def feed_collection(feed: Any, x: Any) -> Layout:
     if feed.layout is not None:  # later batches resolve per= exactly as the first did
         spec = dataclasses.replace(spec, per=feed.layout.per)
     root, layout = _plan(x, spec, feed.layout)
-    (part,) = dask.compute(root)
+    part = _compute(root, spec)
     if layout is None:
         layout = part.layout
     else:  # the sample count of an array whose chunk sizes were unknown, or of several arrays
@@ -280,6 +279,7 @@ def _plan(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout | Non
 
     if isinstance(x, list):  # several collections (e.g. delayed batches): one tree over all of them
         roots, layouts = zip(*(_plan(item, spec, fitted) for item in x), strict=True)
+        roots = tuple(r.delayed(spec) if isinstance(r, _Submitted) else r for r in roots)
         known = [lay for lay in layouts if lay is not None]
         for lay in known[1:]:
             check_compatible(known[0], lay, spec.who, verb="fit()")
@@ -331,15 +331,109 @@ def _plan_array(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout
     spec = dataclasses.replace(spec, per=layout.per)
     x = _whole_entries(x, layout)
     starts = [np.concatenate(([0], np.cumsum(c)[:-1])) if n_known or a else None for a, c in enumerate(x.chunks)]
+    where = [(tuple(None if starts[a] is None else int(starts[a][i]) for a, i in enumerate(idx)),
+              all(i == 0 for i in idx[1:])) for idx in np.ndindex(*x.numblocks)]  # fmt: skip
+    held = _held(x)
+    if held is not None:  # chunks already in the workers' memory: one task per worker thread, next to them
+        return _Submitted(held.client, held.map(_chunks_part, where, spec, name="part")), layout
     blocks = x.to_delayed(optimize_graph=True)
     block_part = dask.delayed(_block_part, pure=True, traverse=False)
     token = tokenize(x.name, spec)
     parts = []
-    for idx in np.ndindex(*blocks.shape):
-        offset = tuple(None if starts[a] is None else int(starts[a][i]) for a, i in enumerate(idx))
+    for idx, (offset, first) in zip(np.ndindex(*blocks.shape), where, strict=True):
         name = f"normlab-chunk-{token}-{'-'.join(map(str, idx))}"
-        parts.append(block_part(blocks[idx], offset, all(i == 0 for i in idx[1:]), spec, dask_key_name=name))
+        parts.append(block_part(blocks[idx], offset, first, spec, dask_key_name=name))
     return _tree(parts, spec, check=False), layout
+
+
+class _Submitted(list):
+    """Futures of parts already submitted to a distributed client: gathered and merged on the client (one
+    scheduler round trip fewer than a merge task), or, inside a tree, merged by one task."""
+
+    def __init__(self, client: Any, futures: list) -> None:
+        super().__init__(futures)
+        self.client = client
+
+    def delayed(self, spec: _Spec) -> Any:
+        import dask
+
+        return dask.delayed(_merge, pure=False, traverse=False)(*self, spec=spec, check=False)
+
+
+def _compute(root: Any, spec: _Spec) -> _Part:
+    """The part at ``root``: a Delayed (computed on Dask's scheduler) or :class:`_Submitted` futures."""
+    import dask
+
+    if isinstance(root, _Submitted):
+        return _merge(*root.client.gather(list(root)), spec=spec, check=False)
+    (part,) = dask.compute(root)
+    return part
+
+
+@dataclasses.dataclass
+class _Held:
+    """The chunks of a persisted Dask array, grouped by the worker that holds them (flat block order)."""
+
+    client: Any
+    futures: list  # one per chunk
+    groups: list[tuple[str, list[int]]]  # (worker, chunk indices): as many groups per worker as its threads
+
+    def map(self, fn: Any, extra: list, *args: Any, name: str) -> list:
+        """``fn(chunks, extras, *args)`` for each group, submitted to the worker holding its chunks under a
+        new key ``normlab-held-{name}-…`` (nothing is reused between calls); the futures of the results
+        (small: accumulators or counts), in group order."""
+        import uuid
+
+        token = uuid.uuid4().hex
+        return [
+            self.client.submit(fn, [self.futures[i] for i in idx], [extra[i] for i in idx], *args, workers=[w],
+                               allow_other_workers=True, key=f"normlab-held-{name}-{token}-{g}")
+            for g, (w, idx) in enumerate(self.groups)
+        ]  # fmt: skip
+
+
+def _held(x: Any) -> _Held | None:
+    """The chunks of ``x`` grouped by worker when every one of them is already in a distributed cluster's
+    memory (a persisted array), else None.
+
+    Such chunks need no task of their own: a task per chunk then costs more than its kernel (each is a
+    scheduler round trip; 33 chunks of 32 MiB on two 1-thread workers spent half their time waiting), so
+    each worker thread gets one task over the chunks next to it.
+    """
+    try:
+        from dask.core import flatten
+        from distributed import default_client, futures_of, wait
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    keys = list(flatten(x.__dask_keys__()))
+    futures = {f.key: f for f in futures_of(x)}
+    if not keys or any(k not in futures for k in keys):
+        return None
+    try:
+        wait([futures[k] for k in keys])  # a just-persisted array: its chunks are on their way into memory
+        who = client.who_has([futures[k] for k in keys])
+        threads = client.nthreads()
+    except Exception:  # a client that lost its scheduler: the graph path reports it
+        return None
+    by_worker: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        holders = who.get(k) or who.get(str(k)) or ()
+        if not holders:
+            return None
+        by_worker.setdefault(sorted(holders)[0], []).append(i)
+    groups = []
+    for w, idx in sorted(by_worker.items()):
+        n = max(1, min(int(threads.get(w, 1)), len(idx)))
+        groups += [(w, idx[g::n]) for g in range(n)]
+    return _Held(client, [futures[k] for k in keys], groups)
+
+
+def _chunks_part(blocks: list, where: list, spec: _Spec) -> _Part:
+    """Accumulate some chunks of a Dask array held by this worker (runs on it)."""
+    return _merge(*(_block_part(b, offset, first, spec) for b, (offset, first) in zip(blocks, where, strict=True)),
+                  spec=spec, check=False)
 
 
 def _whole_entries(x: Any, layout: Layout) -> Any:
@@ -391,6 +485,11 @@ def _items_pass(items: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.nd
     return merge_passes(results, win)
 
 
+def _chunks_pass(blocks: list, _where: list, spec: _Spec, keys: KeySpec, win: Any) -> tuple:
+    """One selection pass over some chunks held by this worker (runs on it)."""
+    return merge_passes([_block_pass(b, spec, keys, win) for b in blocks], win)
+
+
 def _merge_pass_results(*results: tuple, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     return merge_passes(results, win)
 
@@ -406,7 +505,15 @@ def _cluster_passes(x: Any, spec: _Spec, layout: Layout) -> PassRunner:
     if isinstance(x, db.Bag):
         pieces, fn = list(x.to_delayed(optimize_graph=True)), _items_pass
     else:
-        pieces, fn = list(_whole_entries(x, layout).to_delayed(optimize_graph=True).ravel()), _block_pass
+        x = _whole_entries(x, layout)
+        held = _held(x)
+        if held is not None:  # one task per worker thread over the chunks it holds, as for the moments
+            def run_held(keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+                futures = held.map(_chunks_pass, [None] * len(held.futures), spec, keys, win, name="pass")
+                return merge_passes(held.client.gather(futures), win)
+
+            return run_held
+        pieces, fn = list(x.to_delayed(optimize_graph=True).ravel()), _block_pass
     leaf = dask.delayed(fn, pure=True, traverse=False)
     merge = dask.delayed(_merge_pass_results, pure=True, traverse=False)
     passes = [0]
