@@ -46,11 +46,11 @@ FINDINGS = (
     "trivial tasks alone took 0.11 s on this machine, where the scheduler, the client and both workers share "
     "2 cores). (5) So a persisted array's chunks, already in the workers' memory, get no task each: one task "
     "per worker thread accumulates the chunks it holds, and its small result is merged on the client; the "
-    "selection passes of float quantiles run the same way. (6) What is left: the two workers' tasks ran the same "
-    "kernel on the same kind of chunks at 3.4 and 7.8 GB/s in one call (3.3 and 6.9 in the next), while each "
-    "worker alone ran it at 8.6-9.0 GB/s; one process's thread pool hands chunks to whichever thread is free, "
-    "a fixed split by where the chunks live waits for the slower worker. Moving chunks to balance would cost "
-    "more than it saves (32 MiB each), so this is left."
+    "selection passes of float quantiles run the same way. (6) What is left is this machine's noise: timed "
+    "inside their tasks, the same worker's chunks ran at 8.6 GB/s in one call and 4.4-6.2 in the next, alone "
+    "or with the other worker busy, and fresh copies of the chunks ran no faster. One process's thread pool "
+    "hands chunks to whichever thread is free; a split by where the chunks live waits for the slower worker, "
+    "and moving 32 MiB chunks to balance would cost more than it saves."
 )
 
 
