@@ -280,3 +280,43 @@ def test_every_reader_states_whether_it_rereads_fast():
     ds = normlab.data.open("digits")  # bundled, in memory: small, so the one-pass store is exact anyway
     assert ds.rereads_fast()
     assert {idx.IdxSource, arrays.NpSource} <= set(_base.Source.__subclasses__())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_file_written_between_the_passes_is_an_error_not_a_wrong_quantile(tmp_path, engine, monkeypatch):
+    """The selection re-reads the file: if it changed since the moments pass, the counts per key window
+    disagree and normlab says so instead of interpolating ranks of two different data sets."""
+    x = _big_table()
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    ds = normlab.data.open(str(path))
+    reads = []
+    original = ds.iter_batches
+
+    def iter_batches(*args, **kwargs):
+        reads.append(1)
+        if len(reads) == 2:  # another program rewrites the file's second half before the first re-read
+            with open(path, "r+b") as f:
+                f.seek(path.stat().st_size - x[len(x) // 2 :].nbytes)
+                f.write((x[len(x) // 2 :] * 2).tobytes())
+        return original(*args, **kwargs)
+
+    ds.iter_batches = iter_batches
+    with pytest.raises(normlab.errors.DataError, match="changed while its quantiles were selected"):
+        normlab.stats(ds)
+    assert len(reads) == 2
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_more_values_in_a_window_than_last_pass_never_write_past_its_slots(engine):
+    """Data that grew between passes: a gathered window holds more values than its slots. Both kernels stop
+    writing at the slots (the compiled one has no bounds checks) and the pass is refused."""
+    x = np.random.default_rng(2).normal(size=(50_000, 1, 1))
+    spec = key_spec(x.dtype)
+    keys, _ = keys_of(x.view(spec.view).ravel(), spec)
+    lo, hi = int(np.quantile(keys, 0.4)), int(np.quantile(keys, 0.6))
+    # the previous pass counted 100 values in [lo, hi]; this read holds about 10,000 there
+    win = _select._layout([[[lo, hi, 0, 100]]], np.array([50_000]))
+    assert win.gather.all()
+    with pytest.raises(normlab.errors.DataError, match="changed while its quantiles were selected"):
+        _select._run_pass(x.view(spec.view), spec, win, engine)

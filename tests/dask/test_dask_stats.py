@@ -279,3 +279,15 @@ def test_a_partial_fit_stream_of_dask_arrays_keeps_mergeable_quantiles():
         for part in (x[:150_000], x[150_000:]):
             r.partial_fit(da.from_array(part, chunks=(50_000, 20)))
     assert 0 < r.quantile_rank_error_ <= 1e-3
+
+
+def _impure_block(block):
+    return block + np.random.default_rng().normal(size=block.shape)  # new values on every compute
+
+
+def test_a_lazy_array_that_changes_between_passes_is_an_error(client):
+    """A lazy Dask array that is not deterministic gives other values on each pass: refused with the fix."""
+    base = da.zeros((300_000, 16), chunks=(50_000, 16))
+    dx = base.map_blocks(_impure_block, dtype=np.float64, name="impure-block")
+    with pytest.raises(DataError, match="persist a lazy Dask array"):
+        normlab.stats(dx, per="feature")

@@ -25,6 +25,7 @@ import numpy as np
 
 from normlab.core._engine import n_workers, pmap, resolve_engine, scratch
 from normlab.core._quantiles import lerp_quantiles
+from normlab.errors import DataError
 
 #: Histogram bins over all windows of one pass (int64 each, per worker): small enough to stay in cache.
 _BINS_BUDGET = 1 << 16
@@ -124,6 +125,11 @@ class _Windows:
     nbins: int
     nslots: int
     full: bool = False  # one histogram window per entry holding all its values: no range test needed
+    cap: np.ndarray | None = None  # (w,) slots of each gathered window: the values it held last pass
+
+    def __post_init__(self) -> None:
+        if self.cap is None:
+            self.cap = np.zeros(self.lo.size, np.int64)
 
 
 def _np_pass(X: np.ndarray, spec: KeySpec, win: _Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,7 +147,8 @@ def _np_pass(X: np.ndarray, spec: KeySpec, win: _Windows) -> tuple[np.ndarray, n
         for w in range(w0, w1):
             sel = keys[(keys >= win.lo[w]) & (keys <= win.hi[w])]
             if win.gather[w]:
-                gbuf[win.off[w] + gcnt[w] : win.off[w] + gcnt[w] + sel.size] = sel
+                room = max(0, int(win.cap[w] - gcnt[w]))  # more values than last pass: the data changed
+                gbuf[win.off[w] + gcnt[w] : win.off[w] + gcnt[w] + min(room, sel.size)] = sel[:room]
                 gcnt[w] += sel.size
             else:
                 idx = ((sel - win.lo[w]) >> win.shift[w]) & win.mask[w]
@@ -160,7 +167,7 @@ def _numba_kernel():
         import numba as nb
 
         @nb.njit(cache=True, nogil=True)
-        def select_pass(X, cw0, cw1, mode, absmask, inf, lo, hi, shift, mask, gather, off, hist, gbuf, gcnt):
+        def select_pass(X, cw0, cw1, mode, absmask, inf, lo, hi, shift, mask, gather, off, cap, hist, gbuf, gcnt):
             # X is (rows, k * b): 2-D indexing keeps the loop tight; column c's windows are cw0[c]:cw1[c]
             a, c = X.shape
             flip = np.int64(-9223372036854775808)
@@ -183,16 +190,18 @@ def _numba_kernel():
                         d = s - lo[w]  # wraps like uint64: one well-predicted unsigned test, lo <= s <= hi
                         if (d ^ flip) <= ((hi[w] - lo[w]) ^ flip):
                             if gather[w]:
-                                gbuf[off[w] + gcnt[w]] = s
+                                if gcnt[w] < cap[w]:  # never past the window's slots, even if the data changed
+                                    gbuf[off[w] + gcnt[w]] = s
                                 gcnt[w] += 1
                             else:
                                 hist[off[w] + ((d >> shift[w]) & mask[w])] += 1
                             break
 
         @nb.njit(cache=True, nogil=True)
-        def full_hist(X, mode, absmask, inf, lo, shift, mask, off, hist):
+        def full_hist(X, mode, absmask, inf, lo, span, shift, mask, off, hist):
             # every value of an active column lands in its one window: branch-free; the last bin takes
-            # NaN and the columns of finished entries (off < 0)
+            # NaN, the columns of finished entries (off < 0) and values outside [lo, lo + span] (none,
+            # unless the data changed since its min and max were taken: then the counts disagree)
             a, c = X.shape
             flip = np.int64(-9223372036854775808)
             dummy = hist.size - 1
@@ -206,8 +215,9 @@ def _numba_kernel():
                         s = v
                     else:
                         s = v ^ flip
-                    idx = off[col] + (((s - lo[col]) >> shift[col]) & mask[col])
-                    skip = off[col] < 0 or (mode == 0 and mag > inf)
+                    d = s - lo[col]
+                    idx = off[col] + ((d >> shift[col]) & mask[col])
+                    skip = off[col] < 0 or (mode == 0 and mag > inf) or ((d ^ flip) > (span[col] ^ flip))
                     hist[dummy if skip else idx] += 1
 
         _STATE["numba_full"] = full_hist
@@ -215,11 +225,11 @@ def _numba_kernel():
     return fn
 
 
-def _np_full_block(X2: np.ndarray, spec: KeySpec, lo, shift, mask, off, hist: np.ndarray) -> None:
+def _np_full_block(X2: np.ndarray, spec: KeySpec, lo, span, shift, mask, off, hist: np.ndarray) -> None:
     """The NumPy twin of the compiled ``full_hist``: the whole ``(rows, columns)`` block at once, one
-    ``np.bincount`` for all columns (each column's bins start at ``off``; the last bin takes NaN and the
-    columns of finished entries). Temporaries live in per-thread scratch buffers: fresh pages for every
-    block cost more than the arithmetic."""
+    ``np.bincount`` for all columns (each column's bins start at ``off``; the last bin takes NaN, the
+    columns of finished entries and values outside ``[lo, lo + span]``). Temporaries live in per-thread
+    scratch buffers: fresh pages for every block cost more than the arithmetic."""
     shape = X2.shape
     if X2.dtype == np.int64:
         v = X2
@@ -227,13 +237,13 @@ def _np_full_block(X2: np.ndarray, spec: KeySpec, lo, shift, mask, off, hist: np
         v = scratch("select_v", shape, np.int64)
         np.copyto(v, X2)
     s = scratch("select_s", shape, np.int64)
-    skip = np.broadcast_to(off < 0, shape)
+    skip = scratch("select_skip", shape, np.bool_)
+    np.copyto(skip, off < 0)
     if spec.mode == 0:
         np.bitwise_and(v, spec.absmask, out=s)
         bad = scratch("select_bad", shape, np.bool_)
         np.greater(s, spec.inf, out=bad)
-        np.logical_or(bad, skip, out=bad)
-        skip = bad
+        np.logical_or(bad, skip, out=skip)
         sign = scratch("select_sign", shape, np.int64)
         np.right_shift(v, 63, out=sign)
         np.bitwise_xor(s, sign, out=s)
@@ -243,6 +253,9 @@ def _np_full_block(X2: np.ndarray, spec: KeySpec, lo, shift, mask, off, hist: np
     else:
         np.bitwise_xor(v, _MIN64, out=s)
     np.subtract(s, lo, out=s)  # wraps like uint64, as in the compiled kernel
+    outside = scratch("select_bad", shape, np.bool_)
+    np.greater(s.view(np.uint64), span.view(np.uint64), out=outside)
+    np.logical_or(outside, skip, out=skip)
     np.right_shift(s, shift, out=s)
     np.bitwise_and(s, mask, out=s)
     np.add(s, off, out=s)
@@ -258,20 +271,21 @@ def _full_pass(X: np.ndarray, spec: KeySpec, win: _Windows, parallel: bool, engi
     per = lambda a, fill: np.repeat(np.where(win.start[1:] > win.start[:-1],  # noqa: E731
                                              a[np.minimum(win.start[:-1], a.size - 1)] if a.size else 0, fill), b)
     lo, shift, mask = per(win.lo, 0), per(win.shift, 0), per(win.mask, 0)
+    span = per(win.hi - win.lo, 0)
     off = per(win.off, -1)
     if engine == "numba":
         kern = _STATE["numba_full"]
         nblocks = n_workers() if parallel else 1
     else:
         nblocks = max(1, -(-X.nbytes // _NP_BLOCK_BYTES))
-        kern = lambda X2, _m, _a, _i, lo, shift, mask, off, hist: _np_full_block(  # noqa: E731
-            X2, spec, lo, shift, mask, off, hist)
+        kern = lambda X2, _m, _a, _i, lo, span, shift, mask, off, hist: _np_full_block(  # noqa: E731
+            X2, spec, lo, span, shift, mask, off, hist)
     edges = np.linspace(0, rows, nblocks + 1).astype(np.int64)
 
     def job(r0, r1):
         hist = np.zeros(win.nbins + 1, np.int64)
         if r1 > r0:
-            kern(X2[r0:r1], spec.mode, spec.absmask, spec.inf, lo, shift, mask, off, hist)
+            kern(X2[r0:r1], spec.mode, spec.absmask, spec.inf, lo, span, shift, mask, off, hist)
         return hist
 
     hist = np.zeros(win.nbins + 1, np.int64)
@@ -299,7 +313,7 @@ def _run_pass(X: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple
             gbuf = np.zeros(max(win.nslots, 1), np.int64)
             gcnt = np.zeros(win.lo.size, np.int64)
             kern(X2[r0:r1], cw0, cw1, spec.mode, spec.absmask, spec.inf, win.lo, win.hi, win.shift, win.mask,
-                 win.gather, win.off, hist, gbuf, gcnt)
+                 win.gather, win.off, win.cap, hist, gbuf, gcnt)
             return hist, gbuf, gcnt
     else:
         if win.full:
@@ -316,6 +330,8 @@ def _run_pass(X: np.ndarray, spec: KeySpec, win: _Windows, engine: str) -> tuple
     for h, gbuf, gcnt in pmap(job, pieces, parallel):
         hist += h
         for w in np.flatnonzero(win.gather):
+            if gcnt[w] > win.cap[w]:
+                raise _changed(-1, int(win.cap[w]), int(gcnt[w]))
             gathered[w].append(gbuf[win.off[w] : win.off[w] + gcnt[w]].copy())  # frees the block's buffer
     return hist, [np.concatenate(g) if g else np.zeros(0, np.int64) for g in gathered]
 
@@ -358,7 +374,8 @@ def _layout(open_w: list[list[list[int]]], count: np.ndarray) -> _Windows:
     arr = lambda c: np.array([w[c] for w in flat], np.int64)  # noqa: E731
     full = not gather.any() and all(
         not ws or (len(ws) == 1 and ws[0][2] == 0 and ws[0][3] == int(count[j])) for j, ws in enumerate(open_w))
-    return _Windows(start, arr(0), arr(1), shift, mask, gather, off, nbins, nslots, full)
+    cap = np.array([w[3] if gather[i] else 0 for i, w in enumerate(flat)], np.int64)
+    return _Windows(start, arr(0), arr(1), shift, mask, gather, off, nbins, nslots, full, cap)
 
 
 def _refine(hist, gathered, win: _Windows, open_w, wanted, found) -> list[list[list[int]]]:
@@ -467,6 +484,7 @@ def select_quantiles(run_pass: PassRunner, dtype: np.dtype, qs: np.ndarray, coun
     while any(open_w):
         win = _layout(open_w, count)
         hist, gathered = run_pass(spec, win)
+        _check_counts(hist, gathered, win, open_w)
         open_w = _refine(hist, gathered, win, open_w, wanted, found)
     out = np.full((qs.size, k), np.nan)
     for j in range(k):
@@ -476,6 +494,27 @@ def select_quantiles(run_pass: PassRunner, dtype: np.dtype, qs: np.ndarray, coun
                 lambda idx, t=table: decode(np.array([t[int(i)] for i in idx], np.int64), dtype, spec),
                 int(count[j]), qs)
     return out
+
+
+def _changed(entry: int, expected: int, got: int) -> DataError:
+    where = f"entry {entry}" if entry >= 0 else "an entry"
+    return DataError(
+        f"the data changed while its quantiles were selected: {where} had {expected:,} values in a range of "
+        f"keys on the previous read and {got:,} on this one; expected the same values on every read. Do not "
+        "write to the data while its statistics are computed (persist a lazy Dask array first), or skip the "
+        "quantiles (quantiles=(), --quantiles none)."
+    )
+
+
+def _check_counts(hist: np.ndarray, gathered: list[np.ndarray], win: _Windows, open_w: list) -> None:
+    """Every window of a pass holds the values the previous pass counted in it; otherwise the data read
+    again is not the data first read (a file written meanwhile, a lazy Dask array that is not
+    deterministic), and no rank can be trusted: a :class:`DataError`, never a wrong quantile."""
+    flat = [(j, w) for j, ws in enumerate(open_w) for w in ws]
+    for i, (j, (_lo, _hi, _below, expected)) in enumerate(flat):
+        got = gathered[i].size if win.gather[i] else int(hist[win.off[i] : win.off[i] + _bins_of(win, i)].sum())
+        if got != expected:
+            raise _changed(j, expected, got)
 
 
 def _key_bounds(dtype: np.dtype, spec: KeySpec, lo: np.ndarray, hi: np.ndarray) -> tuple[list[int], list[int]]:
