@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import normlab.data
-from normlab.data._select import rebatch, select_rows, windows
+from normlab.data._selection import rebatch, select_rows, windows
 from normlab.errors import DatasetError
 
 

@@ -5,7 +5,7 @@ A loader describes each split *as stored* by a :class:`Source` (n samples readab
 applies ``limit=`` (stratified, seeded) and ``validation_split=`` (the last fraction, like Keras), and
 re-cuts whatever pieces a source yields into batches of exactly ``batch_size`` samples.
 
-Selections of samples (``None``, a ``range`` or a sorted ``int64`` array; see ``_select``) keep file order.
+Selections of samples (``None``, a ``range`` or a sorted ``int64`` array; see ``_selection``) keep file order.
 A source also cuts itself into :class:`~normlab.data._shards.Shard` objects (:meth:`Source.shards`) that
 other processes read independently; :meth:`LoadedDataset.shards` does it for one split.
 """
@@ -22,7 +22,7 @@ import numpy as np
 from normlab.core._hooks import export
 from normlab.data._indexed import IndexedSplit
 from normlab.data._readers import check_fits
-from normlab.data._select import Batch, Selection, as_index, as_key, count, rebatch, select_rows
+from normlab.data._selection import Batch, Selection, as_index, as_key, count, rebatch, select_rows
 from normlab.data._shards import SHARD_BYTES, Shard, check_n_shards, row_shards
 from normlab.data._text import one_line
 from normlab.errors import DatasetError

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from normlab.data._select import Batch, sub_selection
+from normlab.data._selection import Batch, sub_selection
 from normlab.errors import DatasetError, NormlabWarning
 
 __all__ = ["SHARD_BYTES", "Shard", "check_n_shards", "cut_points", "row_shards", "skipped_message"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from normlab.data._base import LoadedDataset, Source, class_count
 from normlab.data._readers import MAX_DEFLATE_RATIO, RawArray, StreamArray, check_fits, nice_bytes
-from normlab.data._select import Batch, Selection, as_key, windows
+from normlab.data._selection import Batch, Selection, as_key, windows
 from normlab.data._text import brief
 from normlab.errors import DatasetError
 

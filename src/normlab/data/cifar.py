@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from normlab.data._base import LoadedDataset, Source
-from normlab.data._select import Batch, Selection, windows
+from normlab.data._selection import Batch, Selection, windows
 from normlab.data._shards import Shard, row_shards
 from normlab.data._text import brief
 from normlab.errors import DatasetError

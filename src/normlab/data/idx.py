@@ -32,7 +32,7 @@ from normlab.data._readers import (
     open_stream,
     read_exact,
 )
-from normlab.data._select import Batch, Selection, as_key, windows
+from normlab.data._selection import Batch, Selection, as_key, windows
 from normlab.data._text import brief
 from normlab.errors import DatasetError
 

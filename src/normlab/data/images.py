@@ -36,7 +36,7 @@ import numpy as np
 
 from normlab._progress import Progress
 from normlab.data._base import LoadedDataset, Source
-from normlab.data._select import Batch, Selection, as_index
+from normlab.data._selection import Batch, Selection, as_index
 from normlab.data._shards import Shard, skipped_message
 from normlab.data._text import brief
 from normlab.errors import DatasetError, NormlabWarning

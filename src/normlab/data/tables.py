@@ -40,7 +40,7 @@ from normlab.data._columns import (
     feature_dtype,
     out_of_range_integer,
 )
-from normlab.data._select import Batch, Selection, select_rows
+from normlab.data._selection import Batch, Selection, select_rows
 from normlab.data._shards import Shard, cut_points
 from normlab.data._text import brief
 from normlab.errors import DatasetError
