@@ -72,6 +72,18 @@ def _finished(db: Path) -> dict[str, tuple]:
     return {r[0]: (*r[1:], n_epochs.get(r[0], 0)) for r in rows}
 
 
+def _kill_once_finished(proc: subprocess.Popen, db: Path, *, runs: int, seconds: float) -> None:
+    """SIGKILL the sweep ``proc`` as soon as ``runs`` runs are stored in ``db`` (it must not end first)."""
+    deadline = time.monotonic() + seconds
+    while len(_finished(db)) < runs:
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended before it was killed: {proc.stderr.read().decode()[-2000:]}")
+        assert time.monotonic() < deadline, f"no {runs} runs finished within {seconds:g} s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def _tagged_processes(tag: str) -> list[int]:
     pids = []
     for env in Path("/proc").glob("[0-9]*/environ"):
@@ -104,16 +116,7 @@ def test_sigkill_mid_sweep_then_resume_finishes_only_the_missing_runs(tmp_path, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     ) as proc:
-        deadline = time.monotonic() + 120
-        while len(_finished(db)) < 2:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"the sweep ended before it was killed: {proc.stderr.read().decode()[-2000:]}"
-                )
-            assert time.monotonic() < deadline, "no run finished within 120 s"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        _kill_once_finished(proc, db, runs=2, seconds=120)
     before = _finished(db)
     assert 2 <= len(before) < 6, "the kill should land in the middle of the sweep"
     assert all(v[3] == 4 and v[4] == 4 for v in before.values()), (
@@ -189,14 +192,7 @@ def test_keras_engine_sweep_killed_mid_way_resumes_to_the_numbers_of_an_uninterr
     env = {**os.environ, "NORMLAB_PROGRESS": "0", "KERAS_BACKEND": "torch", tag.split("=")[0]: tag.split("=")[1]}
     with subprocess.Popen([sys.executable, "-c", KERAS_SCRIPT, str(out), data], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:  # fmt: skip
-        deadline = time.monotonic() + 300
-        while len(_finished(db)) < 1:
-            if proc.poll() is not None:
-                pytest.fail(f"the sweep ended before it was killed: {proc.stderr.read().decode()[-2000:]}")
-            assert time.monotonic() < deadline, "no run finished within 300 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        _kill_once_finished(proc, db, runs=1, seconds=300)
     before = _finished(db)
     assert 1 <= len(before) < 8, "the kill should land in the middle of the sweep"
     assert all(v[3] == 2 and v[4] == 2 for v in before.values()), "a committed run has all its epochs"
