@@ -213,3 +213,27 @@ def test_killing_a_worker_mid_sweep_still_gives_every_run_exactly_once(client, l
     keys = [k for k, _ in results]
     assert sorted(keys) == sorted(local)  # every run once: none lost, none twice
     assert _by_key(results) == _plain(local)
+
+
+def test_a_keras_engine_sweep_on_the_cluster_and_on_two_local_workers_stores_the_local_numbers(client, tmp_path):
+    """The Keras engine goes through the same plan, store and executors as the torch engine: two local
+    worker processes and the Dask workers store exactly what one in-process worker stores."""
+    pytest.importorskip("keras")
+    run = {**RUN, "model": "mlp", "engine": "keras", "epochs": 2, "methods": "max,batchnorm-input"}
+    api.compare("digits", out=tmp_path / "one", **run)
+    api.compare("digits", out=tmp_path / "two", **{**run, "workers": 2})
+    one = _stored(tmp_path / "one")
+
+    def on_cluster(tasks, settings, *, device, workers, threads, on_result, on_epoch=None):
+        execute_tasks_on_cluster(tasks, settings, client=client, device=device, threads=threads,
+                                 on_result=on_result, on_epoch=on_epoch)  # fmt: skip
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(execute_step, "execute_tasks", on_cluster)
+    try:
+        api.compare("digits", out=tmp_path / "cluster", **run)
+    finally:
+        mp.undo()
+    assert len(one) == 4 and all(len(rows) == 2 for rows in one.values())
+    assert _stored(tmp_path / "two") == one
+    assert _stored(tmp_path / "cluster") == one
