@@ -192,3 +192,45 @@ def test_builtin_keras_models_have_a_softmax_head_for_keras_probs_and_a_linear_o
     assert not softmax_output(logits) and logits.layers[-1].activation is keras.activations.linear
     assert isinstance(logits.loss, keras.losses.CategoricalCrossentropy)
     assert logits.loss.get_config()["from_logits"] is True
+
+
+def test_keras_weights_depend_on_the_init_seed_alone_while_other_threads_draw_from_random():
+    """Keras draws the seeds of unseeded initializers from Python's process-wide ``random``; in a Dask
+    worker the worker's own threads draw from it too. Under keras_seeded the weights are those of a quiet
+    process however busy the other threads are (without it, they changed with the other threads' timing)."""
+    import random
+    import threading
+
+    import numpy as np
+
+    pytest.importorskip("keras")
+    from normlab.experiments.engines import _keras_model
+    from normlab.experiments.keras_models import keras_seeded
+    from normlab.experiments.models import parse_model
+    from normlab.experiments.train import TrainSettings
+
+    settings = TrainSettings(loss="keras-probs")
+
+    def weights() -> list[np.ndarray]:
+        with keras_seeded(3):
+            model = _keras_model(parse_model("mlp"), (8, 8, 1), 10, True, False, settings)
+        return [np.array(w.numpy()) for w in model.weights]
+
+    quiet = weights()
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            random.random()
+
+    others = [threading.Thread(target=busy) for _ in range(2)]
+    for t in others:
+        t.start()
+    try:
+        noisy = [weights() for _ in range(5)]
+    finally:
+        stop.set()
+        for t in others:
+            t.join()
+    for got in noisy:
+        assert all(np.array_equal(a, b) for a, b in zip(got, quiet, strict=True))

@@ -149,14 +149,15 @@ def _keras_check(spec: ModelSpec, sample_shape: tuple[int, ...], n_classes: int,
 
 def _keras_run(task: dict[str, Any], settings: TrainSettings, device: str,
                on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> RunResult:  # fmt: skip
-    from normlab.experiments.keras_models import import_keras
+    from normlab.experiments.keras_models import import_keras, keras_seeded
     from normlab.experiments.keras_train import train_keras_run
 
     keras = import_keras()
     data = prepared(task["files"], _channels_last, "keras")
     t0 = time.perf_counter()
-    with keras.device(device):  # weights, batches and evaluation on the sweep's device, not Keras' default
-        keras.utils.set_random_seed(int(task["init_seed"]))
+    # weights, batches and evaluation on the sweep's device (not Keras' default), and the weights drawn from
+    # the init seed alone, whatever other threads of the process draw meanwhile
+    with keras.device(device), keras_seeded(int(task["init_seed"])):
         model = _keras_model(task["model_spec"], tuple(task["sample_shape"]), int(task["n_classes"]),
                              bool(task["batchnorm_input"]), bool(task["batchnorm_all"]), settings)  # fmt: skip
         result = train_keras_run(model, data, settings, int(task["order_seed"]), int(task["n_classes"]),

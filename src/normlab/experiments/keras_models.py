@@ -6,7 +6,8 @@ activation="softmax")`` as the output, ``loss="categorical_crossentropy"`` on on
 optimizer with its defaults (``--loss logits`` gives a linear output and
 ``CategoricalCrossentropy(from_logits=True)`` instead). Keras initializes them (Glorot-uniform kernels,
 zero biases, orthogonal recurrent kernels, an LSTM forget-gate bias of 1) under
-``keras.utils.set_random_seed(init_seed)``.
+``keras.utils.set_random_seed(init_seed)``, with Keras' default seeds drawn from that seed alone
+(:func:`keras_seeded`).
 
 A user's ``file.py:build`` may return a ``keras.Model``: if the builder compiled it, its ``compile()``
 (loss, optimizer, metrics) is kept, with an ``"accuracy"`` metric added when it has none; otherwise the
@@ -27,7 +28,9 @@ import contextlib
 import inspect
 import math
 import os
+import random
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,7 +38,7 @@ from normlab.experiments._common import CompareError
 from normlab.experiments.models import ModelSpec, input_layout
 
 __all__ = ["KERAS_ARCHITECTURES", "build_keras_model", "import_keras", "is_keras_model", "keras_device",
-           "label_format"]
+           "keras_seeded", "label_format"]
 
 
 def import_keras() -> Any:
@@ -65,6 +68,43 @@ def keras_device(device: str) -> Iterator[None]:
         return
     with import_keras().device(device):
         yield
+
+
+_DRAWS = threading.local()
+
+
+class _ThisThreadsRandom:
+    """Stands in for the ``random`` module inside Keras' ``seed_generator``: in a thread under
+    :func:`keras_seeded` its draws come from that thread's own generator, elsewhere from ``random``."""
+
+    def __getattr__(self, name: str) -> Any:
+        rng = getattr(_DRAWS, "rng", None)
+        return getattr(rng if rng is not None else random, name)
+
+
+@contextlib.contextmanager
+def keras_seeded(seed: int) -> Iterator[None]:
+    """``keras.utils.set_random_seed(seed)``, with Keras' default seeds drawn from this thread alone.
+
+    Every Keras initializer and ``SeedGenerator`` built without a seed takes one from
+    ``make_default_seed()``, that is from Python's process-wide ``random``
+    (``keras/src/random/seed_generator.py``). In a Dask worker the worker's own threads draw from it too,
+    at moments that vary from run to run, so the same init seed gave other weights there (measured: one
+    run in four of a Keras sweep on two workers, after other work on them). Inside this block those
+    draws come from ``random.Random(seed)``: the same numbers ``random.seed(seed)`` would give a quiet
+    process, and nothing another thread does can move them.
+    """
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+    module = sys.modules.get("keras.src.random.seed_generator")
+    if module is not None and not isinstance(getattr(module, "python_random", None), _ThisThreadsRandom):
+        module.python_random = _ThisThreadsRandom()  # once per process; other threads see `random` itself
+    old = getattr(_DRAWS, "rng", None)
+    _DRAWS.rng = random.Random(seed)
+    try:
+        yield
+    finally:
+        _DRAWS.rng = old
 
 
 def is_keras_model(obj: Any) -> bool:
