@@ -478,16 +478,13 @@ def _block_pass(block: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.nd
 
 def _items_pass(items: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     """One selection pass over a bag partition (runs on a worker): its shards read again, batch by batch."""
-    results = []
-    for item in items:
-        for batch in item if isinstance(item, Shard) else [item]:
-            results.append(_block_pass(as_array(batch, spec.who), spec, keys, win))
-    return merge_passes(results, win)
+    batches = (batch for item in items for batch in (item if isinstance(item, Shard) else [item]))
+    return merge_passes((_block_pass(as_array(b, spec.who), spec, keys, win) for b in batches), win)
 
 
 def _chunks_pass(blocks: list, _where: list, spec: _Spec, keys: KeySpec, win: Any) -> tuple:
     """One selection pass over some chunks held by this worker (runs on it)."""
-    return merge_passes([_block_pass(b, spec, keys, win) for b in blocks], win)
+    return merge_passes((_block_pass(b, spec, keys, win) for b in blocks), win)
 
 
 def _merge_pass_results(*results: tuple, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -431,7 +431,8 @@ def piece_passes(pieces: Callable[[], Iterable[np.ndarray]], engine: str = "auto
     eng = resolve_engine(engine, nbytes)
 
     def run(spec: KeySpec, win: _Windows) -> tuple[np.ndarray, list[np.ndarray]]:
-        return merge_passes([pass_counts(x3, spec, win, eng) for x3 in pieces()], win)
+        # merged piece by piece: a pass holds one piece's histogram at a time, whatever the number of pieces
+        return merge_passes((pass_counts(x3, spec, win, eng) for x3 in pieces()), win)
 
     return run
 
