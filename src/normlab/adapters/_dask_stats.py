@@ -68,9 +68,10 @@ class _Spec:
     who: str
     quantiles: bool
     nan: str
+    job_bytes: int = 0  # the whole array's size: each chunk's kernels are chosen for the job, not the chunk
 
     def accumulator(self, k: int) -> StatsAccumulator:
-        return StatsAccumulator(k, quantiles=self.quantiles, nan=self.nan)
+        return StatsAccumulator(k, quantiles=self.quantiles, nan=self.nan, job_bytes=self.job_bytes)
 
 
 @dataclasses.dataclass
@@ -262,7 +263,8 @@ def feed_collection(feed: Any, x: Any) -> Layout:
             feed.acc.merge(part.acc)
         if selected is not None:
             acc, qs = part.acc, np.asarray(sorted(set(feed.exact)), np.float64)
-            run = _cluster_passes(selected, dataclasses.replace(spec, per=layout.per), layout)
+            job = int(np.sum(acc.count)) * np.dtype(part.dtype).itemsize  # every pass reads all of it
+            run = _cluster_passes(selected, dataclasses.replace(spec, per=layout.per, job_bytes=job), layout)
             values = select_quantiles(run, np.dtype(part.dtype), qs, acc.count, acc.min, acc.max)
             feed.pinned = {float(q): values[i] for i, q in enumerate(qs)}
     feed.n_samples += int(part.n)
@@ -305,6 +307,12 @@ def _plan(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout | Non
     )
 
 
+def _job_bytes(x: Any) -> int:
+    """The size of a Dask array in bytes (0 while its chunk sizes are unknown)."""
+    n = x.nbytes
+    return 0 if math.isnan(n) else int(n)
+
+
 def _plan_array(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout]:
     import dask
     from dask.base import tokenize
@@ -328,7 +336,7 @@ def _plan_array(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout
     layout = resolve_layout(spec.per, shape, spec.channel_axis, owner=spec.who)
     if fitted is not None:
         check_compatible(fitted, layout, spec.who, verb="partial_fit()")
-    spec = dataclasses.replace(spec, per=layout.per)
+    spec = dataclasses.replace(spec, per=layout.per, job_bytes=_job_bytes(x))
     x = _whole_entries(x, layout)
     starts = [np.concatenate(([0], np.cumsum(c)[:-1])) if n_known or a else None for a, c in enumerate(x.chunks)]
     where = [(tuple(None if starts[a] is None else int(starts[a][i]) for a, i in enumerate(idx)),
@@ -473,7 +481,7 @@ def _block_pass(block: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.nd
     layout = resolve_layout(spec.per, x.shape, spec.channel_axis, owner=spec.who)
     x3 = layout.as_3d(np.ascontiguousarray(x))
     with _task_threads():
-        return pass_counts(x3, keys, win, resolve_engine("auto", x3.nbytes))
+        return pass_counts(x3, keys, win, resolve_engine("auto", max(x3.nbytes, spec.job_bytes)))
 
 
 def _items_pass(items: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from normlab._format import clip_user, quote_user
 from normlab._version import __version__
+from normlab.core._engine import one_shot
 from normlab.errors import NormlabError
 
 # Each module exposes add_parser(subparsers) and run(args) -> int.
@@ -50,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.run(args) or 0)
+        with one_shot():  # one command, then the process exits: compiled kernels only where they repay their load
+            return int(args.run(args) or 0)
     except NormlabError as err:
         return _print_error(str(err), args.command)
     except OSError as err:  # the machine refused (a file, a folder, memory): still one line, never a traceback

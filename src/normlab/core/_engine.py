@@ -25,10 +25,18 @@ import numpy as np
 
 #: The values of ``engine=``.
 ENGINES = ("auto", "numpy", "numba")
-#: With engine="auto", jobs at least this big use the compiled kernels (when numba is installed).
+#: With engine="auto", jobs at least this big use the compiled kernels (when numba is installed). A job is
+#: all the data of one call (an array, a file read in batches, a stream of partial_fit updates so far, a
+#: Dask array's chunks), never one batch of it: a file read in 8 MiB batches is a big job.
 NUMBA_MIN_BYTES = 1 << 23
+#: The same threshold in a process that runs one command and exits (the CLI), while numba is not yet
+#: imported: the first use of the compiled kernels in a process imports numba and loads them from the cache
+#: (about 0.6 s on the 2-core reference machine), which only a job this big repays (uint8 moments in 8 MiB
+#: batches: 1.7 GB/s on NumPy, 8 GB/s compiled).
+ONE_SHOT_MIN_BYTES = 1 << 30
 
 _NUMBA: dict[str, bool] = {}
+_ONE_SHOT: list[bool] = []
 _POOL: dict[str, Any] = {}
 _LOCAL = threading.local()
 
@@ -53,17 +61,30 @@ def numba_available() -> bool:
 def resolve_engine(engine: str, nbytes: int | None = None) -> str:
     """``"numba"`` when compiled kernels are wanted and available, else ``"numpy"``.
 
-    ``"auto"`` uses them for jobs of at least ``NUMBA_MIN_BYTES`` (results are identical, and small
-    jobs never wait for a first compilation). ``NORMLAB_ENGINE=numpy`` turns them off everywhere;
-    ``NORMLAB_ENGINE=numba`` uses them whatever the size.
+    ``nbytes`` is the size of the whole job (see ``NUMBA_MIN_BYTES``). ``"auto"`` uses them for jobs of at
+    least ``NUMBA_MIN_BYTES`` (results are identical, and small jobs never wait for a first compilation),
+    inside :func:`one_shot` of at least ``ONE_SHOT_MIN_BYTES`` until numba is imported.
+    ``NORMLAB_ENGINE=numpy`` turns them off everywhere; ``NORMLAB_ENGINE=numba`` uses them whatever the size.
     """
     env = env_engine()
     if env == "numpy" or engine == "numpy":
         return "numpy"
     forced = engine == "numba" or env == "numba"
-    if not forced and nbytes is not None and nbytes < NUMBA_MIN_BYTES:
+    least = ONE_SHOT_MIN_BYTES if _ONE_SHOT and "numba" not in sys.modules else NUMBA_MIN_BYTES
+    if not forced and nbytes is not None and nbytes < least:
         return "numpy"  # decided before importing numba at all
     return "numba" if numba_available() else "numpy"
+
+
+@contextlib.contextmanager
+def one_shot():
+    """Run one command of a process that then exits (the CLI): ``"auto"`` loads the compiled kernels only for
+    jobs that repay the load (``ONE_SHOT_MIN_BYTES``); once numba is imported, the usual threshold holds."""
+    _ONE_SHOT.append(True)
+    try:
+        yield
+    finally:
+        _ONE_SHOT.pop()
 
 
 def n_workers() -> int:

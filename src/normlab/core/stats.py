@@ -286,9 +286,13 @@ class StatsAccumulator:
         ``"raise"``: :meth:`update` raises :class:`NonFiniteError` on NaN or inf. ``"ignore"``: NaN values are
         left out of every statistic (counts become per entry); inf still raises.
     engine : {"auto", "numpy", "numba"}, default "auto"
-        ``"auto"``: compiled kernels (numba, optional) for updates of 8 MB or more when numba is installed,
-        NumPy otherwise; results are identical either way. The environment variable
+        ``"auto"``: compiled kernels (numba, optional) when numba is installed and the job is 8 MiB or more:
+        the updates so far, or ``job_bytes``, so that many small updates of one big dataset run compiled
+        too; NumPy otherwise. Results are identical either way. The environment variable
         ``NORMLAB_ENGINE=numpy`` forces NumPy everywhere (``=numba`` forces the compiled kernels).
+    job_bytes : int, default 0
+        The size in bytes of all the data this accumulator is one part of, when known (each chunk's
+        accumulator of a Dask array gets the array's size), for ``engine="auto"``.
 
     Attributes
     ----------
@@ -357,6 +361,7 @@ class StatsAccumulator:
         histogram: bool | str = "auto",
         nan: str = "raise",
         engine: str = "auto",
+        job_bytes: int = 0,
     ):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise UsageError(
@@ -380,11 +385,18 @@ class StatsAccumulator:
                 "StatsAccumulator(engine='numba') needs the optional numba package, which is not "
                 "installed; expected engine='auto' or 'numpy'. Install it with pip install 'normlab[fast]'."
             )
+        if isinstance(job_bytes, bool) or not isinstance(job_bytes, (int, np.integer)) or job_bytes < 0:
+            raise UsageError(
+                f"StatsAccumulator(job_bytes={job_bytes!r}) is not valid; expected the size in bytes of all the "
+                "data this accumulator is part of (0 when unknown)."
+            )
         self.k = int(k)
         self.quantiles = bool(quantiles)
         self._histogram = histogram
         self.nan = nan
         self.engine = engine
+        self.job_bytes = int(job_bytes)
+        self._seen = 0
         self._reset()
 
     # ---------------------------------------------------------------- state
@@ -399,6 +411,7 @@ class StatsAccumulator:
         new = StatsAccumulator.__new__(StatsAccumulator)
         new.k, new.quantiles, new._histogram = self.k, self.quantiles, self._histogram
         new.nan, new.engine = self.nan, self.engine
+        new.job_bytes, new._seen = self.job_bytes, 0
         new._reset()
         return new
 
@@ -406,6 +419,10 @@ class StatsAccumulator:
         state = dict(self.__dict__)
         state["_cache"] = {}
         return state
+
+    def __setstate__(self, state):
+        self.job_bytes, self._seen = 0, 0  # pickled before the job's size was kept
+        self.__dict__.update(state)
 
     # ---------------------------------------------------------------- public properties
     @property
@@ -480,16 +497,18 @@ class StatsAccumulator:
         if x3.size == 0:
             return self
         batch = self._empty_like()
-        batch._consume(x3)
+        # the engine is chosen for the job (the updates so far, or job_bytes), not for this batch alone
+        batch._consume(x3, max(self.job_bytes, self._seen + x3.nbytes))
+        self._seen += x3.nbytes
         self.merge(batch)
         return self
 
-    def _consume(self, x3: np.ndarray) -> None:
-        """Accumulate ``x3`` into this (fresh) accumulator."""
+    def _consume(self, x3: np.ndarray, job_bytes: int) -> None:
+        """Accumulate ``x3`` into this (fresh) accumulator, the engine chosen for ``job_bytes``."""
         kind = x3.dtype.kind
         if kind == "b":
             x3 = x3.view(np.uint8)
-        engine = resolve_engine(self.engine, x3.nbytes)
+        engine = resolve_engine(self.engine, job_bytes)
         wide = False
         if kind in "iu" and x3.dtype.itemsize == 8:
             wide = not (bool(x3.min() >= -(1 << 31)) and bool(x3.max() < (1 << 31)))
