@@ -5,10 +5,13 @@ and persisted there in ``--chunk-mib`` chunks. Timed, each best and median of ``
 collection or under new task keys, so that no result of an earlier call is reused:
 
 * ``normlab.stats(x, per="channel", quantiles=())`` on the persisted array (its chunks already in the
-  workers' memory: one task per worker thread, each under a new key), and its first call on the new cluster;
+  workers' memory: each worker reads the chunks it holds in place, on its own threads), and its first call
+  on the new cluster;
+* one process: ``normlab.stats`` of the same array gathered into the client as one NumPy array, timed in
+  turns with the row above (cluster, one process, cluster, ...), so that the machine's drifting load weighs
+  on both alike;
 * the same on a fresh lazy collection over those chunks (:func:`fresh`: a task per chunk, merged in a tree);
-* Dask's own per-chunk sum, ``x.sum(axis=(0, 1, 2), dtype=np.uint64)``;
-* one process: ``normlab.stats`` of the same array gathered into the client as one NumPy array.
+* Dask's own per-chunk sum, ``x.sum(axis=(0, 1, 2), dtype=np.uint64)``.
 
 Exact float quantiles: a float64 table ``(n, 20)`` of ``gib / 4`` persisted the same way,
 ``normlab.stats(t, per="feature")`` with its default quartiles (selected exactly: each pass a histogram per
@@ -44,13 +47,19 @@ FINDINGS = (
     "figure (100 % of one process) was such a reuse; every timed call now has new keys. Measured so, a task "
     "per chunk cost about twice its kernel's time and the workers waited on the scheduler for the rest (39 "
     "trivial tasks alone took 0.11 s on this machine, where the scheduler, the client and both workers share "
-    "2 cores). (5) So a persisted array's chunks, already in the workers' memory, get no task each: one task "
-    "per worker thread accumulates the chunks it holds, and its small result is merged on the client; the "
-    "selection passes of float quantiles run the same way. (6) What is left is this machine's noise: timed "
-    "inside their tasks, the same worker's chunks ran at 8.6 GB/s in one call and 4.4-6.2 in the next, alone "
-    "or with the other worker busy, and fresh copies of the chunks ran no faster. One process's thread pool "
-    "hands chunks to whichever thread is free; a split by where the chunks live waits for the slower worker, "
-    "and moving 32 MiB chunks to balance would cost more than it saves."
+    "2 cores). (5) So a persisted array's chunks, already in the workers' memory, get no task each. First one "
+    "task per worker thread accumulated the chunks it holds (49-62 % of one process): two such tasks still "
+    "cost 10-13 ms a call in scheduler round trips (submit, start, finish, gather), against 2 ms for one "
+    "`client.run` message to each worker, and the kernels of 1 GiB take 60-70 ms. Now each worker reads its "
+    "chunks in place, in its own executor on its own thread count, through `client.run`; a worker that no "
+    "longer holds a chunk, or a call from inside a task, falls back to tasks. The selection passes of float "
+    "quantiles run the same way. (6) Copies: `x.compute()` concatenates every chunk on one worker, which then "
+    "holds a copy of each; the first split (each chunk to its first holder) then gave that worker all 33 "
+    "chunks and the other none (half the speed). Each chunk now goes to the holder with the least work per "
+    "thread. (7) What is left: the split follows where the chunks live (18 and 15 here, as the scheduler placed "
+    "them), and this machine's noise (the same worker's chunks ran at 8.6 GB/s in one call and 4.4-6.2 in "
+    "the next); one process's pool hands chunks to whichever thread is free. The one-process figure is "
+    "timed in turns with the cluster's, so that drifting load weighs on both alike."
 )
 
 
@@ -81,6 +90,29 @@ def _timed(fn, repeat: int):
     return min(walls), statistics.median(walls)
 
 
+def _paired(fns, repeat: int):
+    """Each of ``fns`` timed ``repeat`` times, taking turns (a, b, a, b, ...), so that the machine's load
+    drifts alike over all of them; (best, median) seconds of each."""
+    walls: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            walls[i].append(time.perf_counter() - t)
+    return [(min(w), statistics.median(w)) for w in walls]
+
+
+def _gathered(client, x) -> np.ndarray:
+    """The persisted array ``x`` as one NumPy array in this process, its chunks fetched directly (x.compute()
+    would concatenate them on one worker first, leaving copies of every chunk there)."""
+    from dask.core import flatten
+    from distributed import futures_of
+
+    futures = {f.key: f for f in futures_of(x)}
+    blocks = client.gather([futures[k] for k in flatten(x.__dask_keys__())])
+    return np.concatenate(blocks, axis=0)
+
+
 def _table_chunk(rows: int, total: int, block_id=None):
     a = block_id[0] * rows
     n = min(rows, total - a)
@@ -106,18 +138,19 @@ def _float_quantile_rows(gib: float, chunk_mib: float, repeat: int) -> tuple[lis
     def nl():
         return normlab.stats(t, per="feature")
 
-    cbest, cmed = _timed(nl, repeat)
-    got = nl()
-    local = t.compute()
+    from distributed import default_client
+
+    local = _gathered(default_client(), t)
     normlab.stats(local[:1000], per="feature")
-    pbest, pmed = _timed(lambda: normlab.stats(local, per="feature"), repeat)
+    (cbest, cmed), (pbest, pmed) = _paired([nl, lambda: normlab.stats(local, per="feature")], repeat)
+    got = nl()
     qbest, qmed = _timed(lambda: np.quantile(local, (0.25, 0.5, 0.75), axis=0), 1)
     ref = np.quantile(local, (0.25, 0.5, 0.75), axis=0)
     same = all(np.array_equal(got.quantiles[q], ref[i]) for i, q in enumerate((0.25, 0.5, 0.75)))
     gb = local.nbytes / 1e9
     out = [
         f"| exact quartiles and moments of a float64 ({n}, 20) table on the cluster, `normlab.stats(t, per='feature')` | {gb / cbest:.2f} | {gb / cmed:.2f} |",
-        f"| the same table in one process, `normlab.stats` | {gb / pbest:.2f} | {gb / pmed:.2f} |",
+        f"| the same table in one process, `normlab.stats` (timed in turns with the row above) | {gb / pbest:.2f} | {gb / pmed:.2f} |",
         f"| `np.quantile(t, (0.25, 0.5, 0.75), axis=0)` in one process | {gb / qbest:.2f} | {gb / qmed:.2f} |",
     ]  # fmt: skip
     note = (f"Float quartiles on the cluster: {pbest / cbest:.0%} of one process's throughput, {qbest / cbest:.1f}× "
@@ -139,7 +172,7 @@ def _kernel_in_worker(rows: int) -> float:
         return time.perf_counter() - t
 
 
-def run(gib: float, workers: int, chunk_mib: float, repeat: int = 3) -> list[str]:
+def run(gib: float, workers: int, chunk_mib: float, repeat: int = 7) -> list[str]:
     import dask.array as da
     from distributed import Client, LocalCluster, get_task_stream, wait
 
@@ -165,7 +198,10 @@ def run(gib: float, workers: int, chunk_mib: float, repeat: int = 3) -> list[str
         t = time.perf_counter()
         nl()
         first = time.perf_counter() - t
-        best, med = _timed(nl, repeat)
+        local = _gathered(client, x)  # one process: the same array in this process, timed in turns with the cluster
+        normlab.stats(local[:100], per="channel", quantiles=())
+        (best, med), (pbest, pmed) = _paired([nl, lambda: normlab.stats(local, per="channel", quantiles=())],
+                                             repeat)  # fmt: skip
         lbest, lmed = _timed(nl_lazy, repeat)
         dbest, dmed = _timed(lambda: fresh(x).sum(axis=(0, 1, 2), dtype=np.uint64).compute(), repeat)
         with get_task_stream(client) as ts:
@@ -182,16 +218,14 @@ def run(gib: float, workers: int, chunk_mib: float, repeat: int = 3) -> list[str
                     busy[kind] = busy.get(kind, 0.0) + s["stop"] - s["start"]
             count[kind] = count.get(kind, 0) + 1
         kernel = min(client.run(_kernel_in_worker, rows).values())
-        local = x.compute()
+        local = None  # freed before the float table is made
         float_rows, float_note = _float_quantile_rows(gib / 4, chunk_mib, repeat)
-    normlab.stats(local[:100], per="channel", quantiles=())
-    pbest, pmed = _timed(lambda: normlab.stats(local, per="channel", quantiles=()), repeat)
     gb = nbytes / 1e9
     out.append(f"| `normlab.stats(x, per='channel', quantiles=())`, first call on a new cluster | {gb / first:.2f} | – |")
-    out.append(f"| `normlab.stats(x, per='channel', quantiles=())`, x persisted (a task per worker thread) | {gb / best:.2f} | {gb / med:.2f} |")
+    out.append(f"| `normlab.stats(x, per='channel', quantiles=())`, x persisted (each worker reads its chunks in place) | {gb / best:.2f} | {gb / med:.2f} |")
     out.append(f"| the same on a fresh lazy collection over those chunks (a task per chunk) | {gb / lbest:.2f} | {gb / lmed:.2f} |")
     out.append(f"| Dask's own per-chunk sum `x.sum(axis=(0, 1, 2), dtype=np.uint64)` | {gb / dbest:.2f} | {gb / dmed:.2f} |")
-    out.append(f"| one process, `normlab.stats` of the same array in NumPy | {gb / pbest:.2f} | {gb / pmed:.2f} |")
+    out.append(f"| one process, `normlab.stats` of the same array in NumPy (timed in turns with the row above) | {gb / pbest:.2f} | {gb / pmed:.2f} |")
     work = sum(busy.values())
     breakdown = (
         f"One traced call on the lazy collection: {wall:.2f} s wall, {count.get('chunk', 0)} chunk tasks busy "

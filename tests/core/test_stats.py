@@ -705,3 +705,18 @@ def _exact(x3):
     mean = [float(Fraction(a, n)) for a in s1]
     var = [float(Fraction(n * b - a * a, n * n)) for a, b in zip(s1, s2, strict=True)]
     return np.array(mean), np.array(var)
+
+
+def test_a_thread_limit_inside_another_never_raises_it():
+    """A worker's reads run each of its threads under thread_limit(1); a kernel's own limit (the worker's
+    thread count) must not lift that again."""
+    from normlab.core import _engine as E
+
+    with E.thread_limit(1):
+        with E.thread_limit(4):
+            assert E.n_workers() == 1
+        assert E.n_workers() == 1
+    with E.thread_limit(3):
+        with E.thread_limit(2):
+            assert E.n_workers() == 2
+        assert E.n_workers() == 3

@@ -225,11 +225,8 @@ def test_float_quantiles_of_a_big_array_are_selected_exactly_on_the_workers(clie
     ref = np.quantile(x.reshape(-1, 5), qs, axis=0)
     for i, q in enumerate(qs):
         np.testing.assert_array_equal(s.quantiles[q], ref[i], err_msg=f"q={q}")
-    # the chunks are in the workers' memory: each pass is one task per worker thread, next to its chunks
-    ran = [t for t in tasks.data if "normlab-held-pass-" in str(t["key"])]
-    workers = client.scheduler_info()["workers"]
-    assert ran and {t["worker"] for t in ran} <= set(workers)
-    assert len(ran) % len(workers) == 0 and not [t for t in tasks.data if "normlab-select-" in str(t["key"])]
+    # the chunks are in the workers' memory: every pass read them in place, no task at all
+    assert not [t for t in tasks.data if "normlab-" in str(t["key"])]
     g = normlab.stats(dx, per="global", quantiles=(0.5,))
     assert g.quantiles[0.5].item() == np.quantile(x, 0.5)
     f32 = (x[:, :, :3] - np.geomspace(0.3, 3e12, 5)[:3]).astype(np.float32)
@@ -252,9 +249,9 @@ def test_float_quantiles_of_a_lazy_array_are_selected_by_a_task_per_chunk(client
     assert [t for t in tasks.data if "normlab-select-" in str(t["key"])]
 
 
-def test_persisted_chunks_are_read_by_one_task_per_worker_thread(client):
-    """Chunks already in the workers' memory get no task each: one task per worker thread accumulates the
-    chunks it holds; the statistics stay bit-identical, and a NaN is still placed in the whole array."""
+def test_persisted_chunks_are_read_in_place(client):
+    """Chunks already in the workers' memory get no task: each worker reads the chunks it holds, in place;
+    the statistics stay bit-identical, and a NaN is still placed in the whole array."""
     from distributed import get_task_stream
 
     x = uint8_stack(shape=(400, 12, 10, 3), seed=9)
@@ -262,9 +259,7 @@ def test_persisted_chunks_are_read_by_one_task_per_worker_thread(client):
     with get_task_stream(client) as tasks:
         got = normlab.stats(dx, per="channel")
     assert_identical(got, normlab.stats(x, per="channel"))
-    keys = [str(t["key"]) for t in tasks.data]
-    assert not [k for k in keys if "normlab-chunk-" in k]
-    assert 1 <= len([k for k in keys if "normlab-held-part-" in k]) <= len(client.scheduler_info()["workers"])
+    assert not [t for t in tasks.data if "normlab-" in str(t["key"])]
     bad = np.random.default_rng(1).normal(size=(200, 5)).astype(np.float32)
     bad[123, 4] = np.nan
     with pytest.raises(NonFiniteError, match=r"\(123, 4\)"):
@@ -291,3 +286,59 @@ def test_a_lazy_array_that_changes_between_passes_is_an_error(client):
     dx = base.map_blocks(_impure_block, dtype=np.float64, name="impure-block")
     with pytest.raises(DataError, match="persist a lazy Dask array"):
         normlab.stats(dx, per="feature")
+
+
+def test_copies_of_persisted_chunks_never_pile_the_work_onto_one_worker(client):
+    """After x.compute() (or replicate) both workers hold copies of chunks: the work is still split."""
+    from normlab.adapters._dask_stats import _held
+
+    x = uint8_stack(shape=(800, 8, 8, 3), seed=10)
+    dx = client.persist(da.from_array(x, chunks=(50, 8, 8, 3)))
+    client.replicate(dx)
+    held = _held(dx)
+    assert held is not None and len(held.groups) == 2
+    sizes = sorted(len(idx) for idx in held.groups.values())
+    assert sizes == [8, 8] and sorted(i for idx in held.groups.values() for i in idx) == list(range(16))
+    assert_identical(normlab.stats(dx, per="channel"), normlab.stats(x, per="channel"))
+
+
+def test_chunks_that_moved_are_read_by_tasks(client, monkeypatch):
+    """Where a worker no longer holds what it was sent to read, the statistics come from tasks instead."""
+    from distributed import get_task_stream
+
+    from normlab.adapters import _dask_stats
+
+    x = uint8_stack(shape=(300, 6, 6, 3), seed=4)
+    dx = client.persist(da.from_array(x, chunks=(50, 6, 6, 3)))
+    real = _dask_stats._held
+
+    def swapped(arr):
+        held = real(arr)
+        workers = sorted(client.scheduler_info()["workers"])
+        other = {w: workers[1 - workers.index(w)] for w in workers}
+        held.groups = {other[w]: idx for w, idx in held.groups.items()}  # every chunk sent to the wrong worker
+        return held
+
+    monkeypatch.setattr(_dask_stats, "_held", swapped)
+    with get_task_stream(client) as tasks:
+        got = normlab.stats(dx, per="channel")
+    assert [t for t in tasks.data if "normlab-chunk-" in str(t["key"])]
+    assert_identical(got, normlab.stats(x, per="channel"))
+
+
+def _read_in_place_from_a_task(keys, worker):
+    from distributed import get_client
+
+    from normlab.adapters._dask_stats import _chunks_part, _Held
+
+    return _Held(get_client(), keys, {worker: list(range(len(keys)))}).run(_chunks_part, [None] * len(keys))
+
+
+def test_a_task_never_waits_for_reads_in_place(client):
+    """Inside a task the worker's thread may be the one the reads would queue behind: tasks instead."""
+    from normlab.adapters._dask_stats import _held
+
+    dx = client.persist(da.from_array(np.arange(100.0).reshape(50, 2), chunks=(25, 2)))
+    held = _held(dx)
+    w, idx = next(iter(held.groups.items()))
+    assert client.submit(_read_in_place_from_a_task, [held.keys[i] for i in idx], w, pure=False).result() is None

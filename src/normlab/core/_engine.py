@@ -105,9 +105,10 @@ def n_workers() -> int:
 @contextlib.contextmanager
 def thread_limit(n: int):
     """Run the kernels called from this thread on at most ``n`` threads: normlab's pool and numba's
-    threads alike (a Dask worker with one thread must not start one per core)."""
+    threads alike (a Dask worker with one thread must not start one per core). A limit inside another
+    never raises it."""
     old = getattr(_LOCAL, "threads", None)
-    _LOCAL.threads = max(1, int(n))
+    _LOCAL.threads = max(1, int(n) if old is None else min(old, int(n)))
     nb = sys.modules.get("numba")
     nb_old = nb.get_num_threads() if nb is not None else None
     if nb is not None:
