@@ -338,13 +338,14 @@ def stats(
     assert lay is not None and acc is not None
     shape = lay.stat_shape
     r = lambda a: np.asarray(a).reshape(shape)  # noqa: E731
+    table = acc.quantile(list(qs)) if qs else None  # every quantile from one query of the store
     if names is None:
         names = list(getattr(data, "feature_names", None) or []) or None
     return DatasetStats(
         per=lay.per, layout=lay.describe(), sample_shape=feed.sample_shape or lay.shape[1:],
         channel_axis=lay.channel_axis,
         dtype=str(feed.dtype), n_samples=feed.n_samples, count=r(acc.count), mean=r(acc.mean), var=r(acc.var),
-        min=r(acc.min), max=r(acc.max), quantiles={q: r(acc.quantile(q)) for q in qs},
+        min=r(acc.min), max=r(acc.max), quantiles={q: r(table[i]) for i, q in enumerate(qs)},
         quantile_rank_error=float(acc.quantile_rank_error) if qs else 0.0,
         source=source or getattr(data, "name", "") or "", names=names if names and len(names) == prod(shape) else None,
     )
