@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_stats.py --quick    # small sizes, under a minute, prints only
     python benchmarks/bench_stats.py --targets  # the throughput targets (~1 min), updates their section
     python benchmarks/bench_stats.py --float    # float rows vs torch/NumPy/sklearn, updates their section
+    python benchmarks/bench_stats.py --files    # a .npy file read in batches against loading it first
 """
 
 from __future__ import annotations
@@ -527,7 +528,22 @@ def main(argv=None) -> int:
         help="only the engine's throughput targets (~1 min); updates their section of README.md",
     )
     p.add_argument("--float", action="store_true", help="only the float moments/quantiles rows (~2 min)")
+    p.add_argument("--files", action="store_true", help="only a .npy file read in batches against loading it (~2 min)")
     args = p.parse_args(argv)
+    if args.files:
+        import _file_rows
+
+        load0 = os.getloadavg()[0]
+        body = _file_rows.run(0.125 if args.quick else 1.0, 2 if args.quick else 5)
+        section = "\n".join([
+            _file_rows.HEADING, "", f"Run on {_cores()} CPUs, NumPy {np.__version__}; load average {load0:.1f} at the "
+            f"start and {os.getloadavg()[0]:.1f} at the end. Command: `python benchmarks/bench_stats.py --files`. "
+            "In-process rows are timed in turns after a warm-up; the last two rows of each file are fresh processes "
+            "(imports included).", "", *body])  # fmt: skip
+        if not (args.quick or args.no_readme):
+            replace_section(_file_rows.HEADING, section)
+        print(section)
+        return 0
     if args.float:
         import _float_rows
 

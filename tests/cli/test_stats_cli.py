@@ -89,3 +89,13 @@ def test_help_shows_quantiles_none(capsys):
     with pytest.raises(SystemExit):
         main(["stats", "--help"])
     assert "--quantiles" in capsys.readouterr().out
+
+
+def test_python_dash_m_normlab_is_the_same_command_line(tmp_path, capsys):
+    """``python -m normlab`` where no ``normlab`` script is on the PATH (the same parser, the same output)."""
+    np.save(tmp_path / "x.npy", np.arange(60, dtype=np.uint8).reshape(10, 2, 3))
+    got = subprocess.run([sys.executable, "-m", "normlab", "stats", str(tmp_path / "x.npy"), "--json"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert main(["stats", str(tmp_path / "x.npy"), "--json"]) == 0
+    assert json.loads(got.stdout) == json.loads(capsys.readouterr().out)
