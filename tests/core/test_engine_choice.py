@@ -134,3 +134,19 @@ def test_the_cli_runs_its_command_as_one_shot(monkeypatch, capsys):
     monkeypatch.setattr(stats_cmd, "run", lambda args: seen.append(bool(E._ONE_SHOT)) or 0)
     assert cli.main(["stats", "digits"]) == 0
     assert seen == [True] and not E._ONE_SHOT
+
+
+def test_the_shards_of_a_dataset_run_on_the_engine_of_the_whole_dataset(tmp_path, engines):
+    """dataset_bag: each partition reads a shard smaller than the threshold, of a dataset bigger than it."""
+    pytest.importorskip("dask.bag")
+    import dask
+
+    from normlab.adapters.dask import dataset_bag
+
+    x = np.random.default_rng(5).integers(0, 256, (1024, 64, 64, 3), dtype=np.uint8)  # 12 MiB
+    np.save(tmp_path / "x.npy", x)
+    ds = normlab.data.open(f"npy:{tmp_path / 'x.npy'}")
+    with dask.config.set(scheduler="sync"):
+        got = normlab.stats(dataset_bag(ds, n_shards=4), per="channel", quantiles=())  # 3 MiB a shard
+    assert len(engines) == 4 and set(engines) == {"numba"}
+    np.testing.assert_array_equal(got.mean, normlab.stats(x, per="channel", quantiles=()).mean)

@@ -154,15 +154,17 @@ def _items_part(items: Any, spec: _Spec, single: bool = False) -> _Part:
 
     if single:
         items = [items]
-    feed = StatsFeed(spec.per, spec.channel_axis, spec.who, quantiles=spec.quantiles, nan=spec.nan)
+    feed = StatsFeed(spec.per, spec.channel_axis, spec.who, quantiles=spec.quantiles, nan=spec.nan,
+                     job_bytes=spec.job_bytes)  # fmt: skip
     skipped: list = []
-    for item in items:
-        if isinstance(item, Shard):
-            for batch in item:
-                feed.update(as_array(batch, spec.who))
-            skipped += item.skipped
-        else:
-            feed.update(as_array(item, spec.who))
+    with _task_threads():
+        for item in items:
+            if isinstance(item, Shard):
+                for batch in item:
+                    feed.update(as_array(batch, spec.who))
+                skipped += item.skipped
+            else:
+                feed.update(as_array(item, spec.who))
     return _Part(acc=feed.acc, n=feed.n_samples, layout=feed.layout, dtype=feed.dtype, skipped=skipped)
 
 
@@ -215,6 +217,8 @@ _BAG_SOURCES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _BAG_COUNTS: dict[str, tuple[int, str]] = {}
 # Bags of shards of float or 32/64-bit integer data that read again at memory speed: quantiles selected.
 _BAG_REREADS: dict[str, bool] = {}
+# The size of the dataset behind a bag, where known: the job every partition is a part of.
+_BAG_BYTES: dict[str, int] = {}
 
 
 def feed_collection(feed: Any, x: Any) -> Layout:
@@ -293,6 +297,7 @@ def _plan(x: Any, spec: _Spec, fitted: Layout | None) -> tuple[Any, Layout | Non
         return _tree([items_part(x, spec, single=True, dask_key_name=f"normlab-items-{tokenize(x.key, spec)}")],
                      spec, check=True), None  # fmt: skip
     if isinstance(x, db.Bag):
+        spec = dataclasses.replace(spec, job_bytes=_BAG_BYTES.get(x.name, 0))
         token = tokenize(x.name, spec)
         parts = [items_part(p, spec, dask_key_name=f"normlab-items-{token}-{i}")
                  for i, p in enumerate(x.to_delayed(optimize_graph=True))]  # fmt: skip
@@ -538,7 +543,8 @@ def _block_pass(block: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.nd
 def _items_pass(items: Any, spec: _Spec, keys: KeySpec, win: Any) -> tuple[np.ndarray, list[np.ndarray]]:
     """One selection pass over a bag partition (runs on a worker): its shards read again, batch by batch."""
     batches = (batch for item in items for batch in (item if isinstance(item, Shard) else [item]))
-    return merge_passes((_block_pass(as_array(b, spec.who), spec, keys, win) for b in batches), win)
+    with _task_threads():  # the shards' reading too, not only each batch's kernel
+        return merge_passes((_block_pass(as_array(b, spec.who), spec, keys, win) for b in batches), win)
 
 
 def _chunks_pass(blocks: list, _where: list, spec: _Spec, keys: KeySpec, win: Any) -> tuple:
@@ -668,6 +674,14 @@ def _worker_threads() -> int:
         return 0
 
 
+def _dataset_bytes(dataset: Any, split: str | None) -> int:
+    """The decoded size of ``split``, or 0 where it is not known before reading (images of mixed sizes)."""
+    try:
+        return int(dataset.nbytes(split) or 0)
+    except (TypeError, ValueError):  # a sample shape with unknown sizes
+        return 0
+
+
 def dataset_bag(
     dataset: Any,
     split: str | None = None,
@@ -700,6 +714,7 @@ def dataset_bag(
     bag = db.from_sequence(shards, npartitions=len(shards))
     _BAG_SOURCES[bag.name] = dataset
     _BAG_REREADS[bag.name] = bool(dataset.rereads_fast(split)) and selects(np.dtype(dataset.dtype))
+    _BAG_BYTES[bag.name] = _dataset_bytes(dataset, split)  # each partition's kernels are chosen for all of it
     # Shards that learn their size only by reading (byte ranges): their total is checked after the pass.
     uncounted = [shard for shard in shards if shard.n is None]
     expected = dataset.num_samples(split)

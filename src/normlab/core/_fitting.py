@@ -236,8 +236,9 @@ class StatsFeed:
 
     def __init__(self, per: str, channel_axis: int | None, who: str, *, quantiles: bool = False, nan: str = "raise",
                  data: Any = None, exact: tuple[float, ...] = (),
-                 reread: Callable[[], Iterable[np.ndarray]] | None = None):
+                 reread: Callable[[], Iterable[np.ndarray]] | None = None, job_bytes: int = 0):
         self.per = per
+        self.job_bytes = job_bytes  # the size of the whole job, where known (StatsAccumulator job_bytes)
         self.guessed = channel_axis is None  # then the input's convention decides, and the guard checks it
         self.channel_axis = convention_channel_axis(data) if channel_axis is None else channel_axis
         self.who = who
@@ -279,7 +280,8 @@ class StatsFeed:
             select = bool(self.exact) and self.acc is None and selects(x.dtype)
             if self.acc is None:
                 k = max(1, prod(layout.stat_shape))
-                self.acc = StatsAccumulator(k, quantiles=self.quantiles and not select, nan=self.nan)
+                self.acc = StatsAccumulator(k, quantiles=self.quantiles and not select, nan=self.nan,
+                                            job_bytes=self.job_bytes)  # fmt: skip
             x3 = layout.as_3d(np.ascontiguousarray(x))
             try:
                 self.acc.update(x3)
