@@ -28,6 +28,7 @@ import statistics
 import time
 
 import numpy as np
+from _timing import in_turns
 
 SAMPLE = (64, 64, 3)
 HEADING = "## Statistics of an array in the workers' memory (`bench_dask.py --in-memory`)"
@@ -90,18 +91,6 @@ def _timed(fn, repeat: int):
     return min(walls), statistics.median(walls)
 
 
-def _paired(fns, repeat: int):
-    """Each of ``fns`` timed ``repeat`` times, taking turns (a, b, a, b, ...), so that the machine's load
-    drifts alike over all of them; (best, median) seconds of each."""
-    walls: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            fn()
-            walls[i].append(time.perf_counter() - t)
-    return [(min(w), statistics.median(w)) for w in walls]
-
-
 def _gathered(client, x) -> np.ndarray:
     """The persisted array ``x`` as one NumPy array in this process, its chunks fetched directly (x.compute()
     would concatenate them on one worker first, leaving copies of every chunk there)."""
@@ -142,7 +131,7 @@ def _float_quantile_rows(gib: float, chunk_mib: float, repeat: int) -> tuple[lis
 
     local = _gathered(default_client(), t)
     normlab.stats(local[:1000], per="feature")
-    (cbest, cmed), (pbest, pmed) = _paired([nl, lambda: normlab.stats(local, per="feature")], repeat)
+    (cbest, cmed), (pbest, pmed) = in_turns([nl, lambda: normlab.stats(local, per="feature")], repeat)
     got = nl()
     qbest, qmed = _timed(lambda: np.quantile(local, (0.25, 0.5, 0.75), axis=0), 1)
     ref = np.quantile(local, (0.25, 0.5, 0.75), axis=0)
@@ -200,7 +189,7 @@ def run(gib: float, workers: int, chunk_mib: float, repeat: int = 7) -> list[str
         first = time.perf_counter() - t
         local = _gathered(client, x)  # one process: the same array in this process, timed in turns with the cluster
         normlab.stats(local[:100], per="channel", quantiles=())
-        (best, med), (pbest, pmed) = _paired([nl, lambda: normlab.stats(local, per="channel", quantiles=())],
+        (best, med), (pbest, pmed) = in_turns([nl, lambda: normlab.stats(local, per="channel", quantiles=())],
                                              repeat)  # fmt: skip
         lbest, lmed = _timed(nl_lazy, repeat)
         dbest, dmed = _timed(lambda: fresh(x).sum(axis=(0, 1, 2), dtype=np.uint64).compute(), repeat)

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import in_turns
 
 HEADING = "## Statistics of a file read in batches (`bench_stats.py --files`)"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -43,16 +44,6 @@ def _write(path: Path, shape: tuple, dtype, make) -> None:
         step = max(1, (64 << 20) // (int(np.prod(shape[1:])) * np.dtype(dtype).itemsize))
         for a in range(0, shape[0], step):
             f.write(np.ascontiguousarray(make(rng, min(step, shape[0] - a)), dtype=dtype).tobytes())
-
-
-def _turns(fns: list, repeat: int) -> list[tuple[float, float]]:
-    walls: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            fn()
-            walls[i].append(time.perf_counter() - t)
-    return [(min(w), statistics.median(w)) for w in walls]
 
 
 def _fresh(args: list[str], repeat: int) -> tuple[float, float]:
@@ -82,7 +73,7 @@ def _rows(path: Path, per: str, axis, q: tuple, qname: str, label: str, repeat: 
         names.append("`np.load(FILE)` + NumPy `mean`/`std` (float64)")
     for fn in fns:
         fn()  # warm: imports and compiled kernels
-    times = _turns(fns, repeat)
+    times = in_turns(fns, repeat)
     gb = path.stat().st_size / 1e9
     ref = times[1][0]
     return [f"| {label} | {name} | {gb / best:.2f} | {gb / med:.2f} | {ref / best:.2f} |"
