@@ -1,8 +1,8 @@
 """The layer rule holds: lower layers never import higher ones (not even inside a function), no cycles.
 
 cli > experiments > adapters > check > data > core > base (errors, progress, version, formatting). The
-facade modules (``normlab/__init__.py``, ``normlab/torch.py``, ``normlab/keras.py``) stand above them all
-and may import anything; nothing inside the package imports the facade. Read from the source with
+facade modules (``normlab/__init__.py``, ``normlab/torch.py``, ``normlab/keras.py``, and ``normlab/__main__.py``
+for ``python -m normlab``) stand above them all and may import anything; nothing inside the package imports the facade. Read from the source with
 ``ast``, so an import hidden in a function counts as much as one at the top of a file.
 """
 
@@ -18,7 +18,7 @@ PACKAGE = SRC / "normlab"
 
 LAYERS = ["base", "core", "data", "check", "adapters", "experiments", "cli", "facade"]
 BASE = {"errors", "_progress", "_version", "_format", "_files"}
-FACADE = {"normlab", "normlab.torch", "normlab.keras"}
+FACADE = {"normlab", "normlab.torch", "normlab.keras", "normlab.__main__"}
 #: Frameworks the NumPy-only layers never import.
 FRAMEWORKS = ("torch", "keras", "tensorflow", "jax", "dask", "distributed", "matplotlib")
 
