@@ -720,20 +720,3 @@ def test_a_thread_limit_inside_another_never_raises_it():
         with E.thread_limit(2):
             assert E.n_workers() == 2
         assert E.n_workers() == 3
-
-
-@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
-def test_interleaved_histogram_counts_past_its_flush_exactly():
-    """hist_bits counts 8-bit values into int32 copies per thread (four for few bins) and flushes them into
-    int64 every 2**29 values: one thread over 2**29 + 2 rows' worth must count every value, in the right
-    bins, with four copies and with one."""
-    from normlab.core import _numba as N
-    from normlab.core._chunks import entry_row
-
-    rows, width = (1 << 29) // 3072 + 2, 3072  # 1024 pixels x 3 channels a row
-    U = np.zeros((rows, width), np.uint8)
-    U[-1, ::3] = 7  # the last row (after the flush): channel 0 holds 7
-    for copies in (4, 1):
-        H = N._get("hist_bits", 1)(U, entry_row(1024, 3, 1), 3, 256, 1, copies).sum(0).reshape(3, 256)
-        assert H.sum() == U.size and H[0, 7] == 1024 and H[0, 0] == rows * 1024 - 1024
-        assert H[1, 0] == H[2, 0] == rows * 1024

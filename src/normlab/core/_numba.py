@@ -188,43 +188,17 @@ def _int_kernels(pjit, prange) -> None:
         return S, Q0, Q1, Q2, MN, MX
 
     @pjit
-    def hist_bits(U, ent, k, nbins, T, C):
-        # U: uint8 or uint16 bit patterns (R, L); ent: entry of each position. Each thread counts into C
-        # int32 copies, taken in turn (C = 4 for few bins, so that runs of equal values do not wait on one
-        # counter; C = 1 for many), flushed into int64 long before an int32 could overflow
+    def hist_bits(U, ent, k, nbins, T):
+        # U: uint8 or uint16 bit patterns (R, L); ent: entry of each position
         R, L = U.shape
         H = np.zeros((T, k * nbins), np.int64)
-        c1, c2, c3 = 1 % C, 2 % C, 3 % C
-        off = np.empty(L, np.intp)  # each position's first bin, shared by the threads (as big as ent)
-        for j in range(L):
-            off[j] = ent[j] * nbins
         for t in prange(T):
             r0 = t * R // T
             r1 = (t + 1) * R // T
-            h = np.zeros((C, k * nbins), np.int32)
-            seen = 0
             for r in range(r0, r1):
                 row = U[r]
-                j = 0
-                while j + 4 <= L:
-                    h[0, off[j] + np.intp(row[j])] += 1
-                    h[c1, off[j + 1] + np.intp(row[j + 1])] += 1
-                    h[c2, off[j + 2] + np.intp(row[j + 2])] += 1
-                    h[c3, off[j + 3] + np.intp(row[j + 3])] += 1
-                    j += 4
-                while j < L:
-                    h[0, off[j] + np.intp(row[j])] += 1
-                    j += 1
-                seen += L
-                if seen >= (1 << 29):  # a row holds at most 2**28 values (chunks are at most 256 MiB)
-                    for c in range(C):
-                        for i in range(k * nbins):
-                            H[t, i] += h[c, i]
-                            h[c, i] = 0
-                    seen = 0
-            for c in range(C):
-                for i in range(k * nbins):
-                    H[t, i] += h[c, i]
+                for j in range(L):
+                    H[t, ent[j] * nbins + np.intp(row[j])] += 1
         return H
 
 
@@ -390,19 +364,12 @@ def int_moments(X, minmax: bool = True):
     )
 
 
-#: Histograms of at most this many bins (entries x bins) count into four interleaved copies.
-_HIST4_BINS = 1 << 12
-
-
 def hist(X, m, k, b):
     """Per-entry histogram of the bit patterns of an 8/16-bit chunk, like ``_np_kernels.hist``."""
     nbins = 256 if X.dtype.itemsize == 1 else 65536
     U = X.view(np.uint8 if nbins == 256 else np.uint16)
     T = _row_threads(X) if k * nbins <= (1 << 20) else 1  # one private histogram per thread
-    # few bins (8-bit images per channel): four interleaved copies (3.50 against 3.32 GB/s with one, on a
-    # (n, 64, 64, 3) stack); many bins spread the increments by themselves, and four copies of them would
-    # leave the cache (per-pixel MNIST-like: 2.12 with one copy, 2.02 with four)
-    H = _get("hist_bits", T)(U, entry_row(m, k, b), k, nbins, T, 4 if k * nbins <= _HIST4_BINS else 1)
+    H = _get("hist_bits", T)(U, entry_row(m, k, b), k, nbins, T)
     return H.sum(0).reshape(k, nbins)
 
 
