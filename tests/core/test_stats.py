@@ -720,3 +720,18 @@ def test_a_thread_limit_inside_another_never_raises_it():
         with E.thread_limit(2):
             assert E.n_workers() == 2
         assert E.n_workers() == 3
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+def test_serial_and_parallel_kernels_are_cached_apart():
+    """numba names a cache entry after the function, not its options: a kernel's serial and parallel
+    compilations must have entries of their own, or a process loads whichever was compiled first for both
+    (a parallel kernel then runs on one thread)."""
+    from normlab.core import _numba as N
+
+    ns = vars(N._k())
+    pairs = [(name, name + "_par") for name in ns if not name.endswith("_par")]
+    assert pairs and all(par in ns for _, par in pairs)
+    for serial, par in pairs:
+        assert ns[serial].targetoptions.get("parallel") is not True and ns[par].targetoptions["parallel"]
+        assert ns[serial]._cache._impl._filename_base != ns[par]._cache._impl._filename_base, serial
